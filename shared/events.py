@@ -1,0 +1,172 @@
+"""The event envelope every service publishes, and builders of its `event_data`.
+
+An event is the fact that a durable write happened. The envelope is also the
+public payload on the event subjects (see `shared.subjects`): the same fields as
+the REST Event resource, without the URLs, with `event_date` in ISO 8601.
+`event_data` follows TaskRouter's REST event data: snake_case keys, string values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from shared.models import Activity, Reservation, Task, TaskChannel, TaskQueue, Worker
+from shared.models import Workflow, Workspace
+from shared.sids import SidPrefix, new_sid
+
+
+class Event(BaseModel):
+    """One state change in a workspace."""
+
+    sid: str = Field(default_factory=lambda: new_sid(SidPrefix.EVENT))
+    account_sid: str
+    workspace_sid: str
+    event_type: str = Field(description="e.g. reservation.created")
+    event_date_ms: int = Field(description="When it happened, epoch milliseconds.")
+    resource_type: str = Field(description="task, reservation, worker, ...")
+    resource_sid: str
+    actor_type: str | None = None
+    actor_sid: str | None = None
+    description: str = ""
+    event_data: dict[str, Any] = Field(default_factory=dict)
+    source: str = "taskrouter"
+    source_ip_address: str | None = None
+
+    @property
+    def event_date(self) -> datetime:
+        return datetime.fromtimestamp(self.event_date_ms / 1000, UTC)
+
+    def to_payload(self) -> bytes:
+        """JSON published on NATS: the envelope plus `event_date` in ISO 8601."""
+        body = self.model_dump()
+        body["event_date"] = self.event_date.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return orjson.dumps(body)
+
+    def to_document(self) -> dict[str, Any]:
+        doc = self.model_dump()
+        doc["_id"] = self.sid
+        doc["event_date"] = self.event_date
+        return doc
+
+
+def _ms(moment: datetime | None) -> str | None:
+    return None if moment is None else str(int(moment.timestamp() * 1000))
+
+
+def make_event(
+    event_type: str,
+    *,
+    account_sid: str,
+    workspace_sid: str,
+    resource_type: str,
+    resource_sid: str,
+    at: datetime,
+    description: str = "",
+    data: dict[str, Any] | None = None,
+    actor_type: str | None = None,
+    actor_sid: str | None = None,
+) -> Event:
+    """Build an event; `actor` defaults to the workspace (a system-made change)."""
+    return Event(
+        account_sid=account_sid,
+        workspace_sid=workspace_sid,
+        event_type=event_type,
+        event_date_ms=int(at.timestamp() * 1000),
+        resource_type=resource_type,
+        resource_sid=resource_sid,
+        actor_type=actor_type or "workspace",
+        actor_sid=actor_sid or workspace_sid,
+        description=description,
+        event_data={"workspace_sid": workspace_sid, **(data or {})},
+    )
+
+
+def task_data(task: Task, now: datetime) -> dict[str, Any]:
+    """The Task group of event data."""
+    age = max(0, int((now - task.date_created).total_seconds()))
+    data: dict[str, Any] = {
+        "task_sid": task.sid,
+        "task_attributes": task.attributes,
+        "task_age": str(age),
+        "task_priority": str(task.priority),
+        "task_assignment_status": str(task.assignment_status),
+        "task_channel_sid": task.task_channel_sid,
+        "task_channel_unique_name": task.task_channel_unique_name,
+        "task_queue_sid": task.task_queue_sid,
+        "task_queue_name": task.task_queue_friendly_name,
+        "workflow_sid": task.workflow_sid,
+        "workflow_name": task.workflow_friendly_name,
+        "task_date_created": _ms(task.date_created),
+        "task_queue_entered_date": _ms(task.task_queue_entered_date),
+        "task_version": str(task.version),
+    }
+    if task.reason and task.assignment_status == "canceled":
+        data["task_canceled_reason"] = task.reason
+    if task.reason and task.assignment_status == "completed":
+        data["task_completed_reason"] = task.reason
+    return data
+
+
+def worker_data(worker: Worker) -> dict[str, Any]:
+    """The Worker group of event data."""
+    return {
+        "worker_sid": worker.sid,
+        "worker_name": worker.friendly_name,
+        "worker_attributes": worker.attributes,
+        "worker_activity_sid": worker.activity_sid,
+        "worker_activity_name": worker.activity_name,
+        "worker_available": str(worker.available).lower(),
+        "worker_version": str(worker.version),
+    }
+
+
+def reservation_data(
+    reservation: Reservation, task: Task, worker: Worker | None, now: datetime
+) -> dict[str, Any]:
+    """Reservation events carry the Task and Worker groups too."""
+    data = {**task_data(task, now), "reservation_sid": reservation.sid}
+    data["task_queue_sid"] = reservation.task_queue_sid or task.task_queue_sid
+    data["workflow_sid"] = reservation.workflow_sid or task.workflow_sid
+    if worker is not None:
+        data.update(worker_data(worker))
+    else:
+        data["worker_sid"] = reservation.worker_sid
+        data["worker_name"] = reservation.worker_name
+    return data
+
+
+def workspace_data(workspace: Workspace) -> dict[str, Any]:
+    return {"workspace_sid": workspace.sid, "workspace_name": workspace.friendly_name}
+
+
+def activity_data(activity: Activity) -> dict[str, Any]:
+    return {
+        "activity_sid": activity.sid,
+        "activity_name": activity.friendly_name,
+        "activity_available": str(activity.available).lower(),
+    }
+
+
+def task_queue_data(queue: TaskQueue) -> dict[str, Any]:
+    return {
+        "task_queue_sid": queue.sid,
+        "task_queue_name": queue.friendly_name,
+        "task_queue_target_expression": queue.target_workers,
+    }
+
+
+def workflow_data(workflow: Workflow) -> dict[str, Any]:
+    return {"workflow_sid": workflow.sid, "workflow_name": workflow.friendly_name}
+
+
+def task_channel_data(channel: TaskChannel) -> dict[str, Any]:
+    return {
+        "task_channel_sid": channel.sid,
+        "task_channel_name": channel.friendly_name,
+        "task_channel_unique_name": channel.unique_name,
+        "task_channel_optimized_routing": str(bool(channel.channel_optimized_routing)).lower(),
+    }

@@ -1,0 +1,143 @@
+"""What every service process shares: broker, store, committer, readiness, start-up.
+
+A service builds a `ServiceRuntime`, registers its handlers on `runtime.broker`,
+adds start-up work with `runtime.on_ready(...)`, and calls `runtime.run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from faststream.nats import JStream, NatsBroker, PullSub
+from nats.js.errors import BadRequestError, NotFoundError as JsNotFoundError
+
+from shared.bus import CommandClient, event_publisher, event_stream, make_broker
+from shared.settings import CommonSettings
+from shared.storage.committer import Committer
+from shared.storage.mongo import open_client
+from shared.subjects import Subjects
+
+logger = logging.getLogger(__name__)
+
+StartHook = Callable[[], Awaitable[None]]
+
+
+async def ensure_event_stream(settings: CommonSettings) -> None:
+    """Create the event stream, or bring its configuration up to date."""
+    config = event_stream(settings).config
+    connection = await nats.connect(settings.nats_url.split(","), connect_timeout=5)
+    try:
+        js = connection.jetstream()
+        try:
+            await js.stream_info(config.name)
+            await js.update_stream(config=config)
+        except JsNotFoundError:
+            await js.add_stream(config=config)
+        except BadRequestError:
+            logger.warning("event stream configuration left unchanged", exc_info=True)
+    finally:
+        await connection.close()
+
+
+class ServiceRuntime:
+    """Broker, store and committer of one service process."""
+
+    def __init__(self, name: str, settings: CommonSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.subjects = Subjects(settings.subject_prefix)
+        self.broker: NatsBroker = make_broker(settings)
+        self.client = open_client(settings.mongodb_url)
+        self.db = self.client[settings.mongodb_database]
+        self.publish_event = event_publisher(self.broker, settings)
+        self.committer = Committer(
+            self.client, self.db, self.publish_event, outbox=f"outbox_{name.replace('-', '_')}"
+        )
+        self.commands = CommandClient(self.broker, settings)
+        self.ready = asyncio.Event()
+        self._start_hooks: list[StartHook] = []
+        self._stop_hooks: list[StartHook] = []
+        self._background: list[asyncio.Task[Any]] = []
+        self._register_ping()
+
+    # -- registration ---------------------------------------------------------
+    def on_ready(self, hook: StartHook) -> StartHook:
+        """Run `hook` after the broker and store are up, before readiness."""
+        self._start_hooks.append(hook)
+        return hook
+
+    def on_stop(self, hook: StartHook) -> StartHook:
+        self._stop_hooks.append(hook)
+        return hook
+
+    def background(self, coroutine: Awaitable[Any], name: str) -> None:
+        """Keep `coroutine` running until the process stops."""
+        self._background.append(asyncio.ensure_future(coroutine))
+
+    def event_subscriber(self, durable: str, filter_subject: str | None = None, batch: int = 64):
+        """Decorator: a durable pull consumer over the event stream (shared by replicas)."""
+        return self.broker.subscriber(
+            filter_subject or self.subjects.events_matching(),
+            stream=JStream(self.subjects.event_stream, declare=False),
+            durable=durable,
+            pull_sub=PullSub(batch_size=batch, timeout=1.0),
+        )
+
+    def command_subscriber(self, action: str):
+        """Decorator: a request/reply handler for `action`, in this service's queue group."""
+        return self.broker.subscriber(
+            self.subjects.command_listener(self.name, action), queue=self.name
+        )
+
+    def _register_ping(self) -> None:
+        @self.broker.subscriber(self.subjects.ping(self.name), queue=self.name)
+        async def on_ping() -> bytes:
+            return b"ready" if self.ready.is_set() else b"starting"
+
+    # -- life cycle -----------------------------------------------------------
+    async def start(self) -> None:
+        await ensure_event_stream(self.settings)
+        await self.broker.start()
+        await self.committer.start()
+        await self.committer.relay_outbox()
+        self.background(self.committer.run_relay(), "outbox-relay")
+        for hook in self._start_hooks:
+            await hook()
+        self.ready.set()
+        logger.info("service ready", extra={"service": self.name})
+
+    async def stop(self) -> None:
+        self.ready.clear()
+        for hook in self._stop_hooks:
+            await hook()
+        for task in self._background:
+            task.cancel()
+        await self.broker.stop()
+        await self.committer.stop()
+        await self.client.close()
+        logger.info("service stopped", extra={"service": self.name})
+
+    async def serve_forever(self) -> None:
+        """Start, wait for SIGINT/SIGTERM, stop."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run `main` on uvloop when it is installed."""
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())

@@ -1,0 +1,1 @@
+"""MongoDB access: one client per process, a group-committing outbox writer."""

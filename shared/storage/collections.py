@@ -1,0 +1,33 @@
+"""Collection names, with the one service that writes each.
+
+gateway:          accounts, api_keys, workspaces, activities, task_channels,
+                  task_queues, workflows, rate_windows
+queue-dispatcher: workers, tasks, reservations
+workflow-router:  routing_positions
+statistics:       statistics_buckets, statistics_seen
+events:           events, webhook_deliveries
+every service:    outbox_<service>
+"""
+
+ACCOUNTS = "accounts"
+API_KEYS = "api_keys"
+WORKSPACES = "workspaces"
+ACTIVITIES = "activities"
+TASK_CHANNELS = "task_channels"
+TASK_QUEUES = "task_queues"
+WORKFLOWS = "workflows"
+RATE_WINDOWS = "rate_windows"
+
+WORKERS = "workers"
+TASKS = "tasks"
+RESERVATIONS = "reservations"
+
+ROUTING_POSITIONS = "routing_positions"
+
+STATISTICS_BUCKETS = "statistics_buckets"
+STATISTICS_SEEN = "statistics_seen"
+
+EVENTS = "events"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
+
+CONFIGURATION = (WORKSPACES, ACTIVITIES, TASK_CHANNELS, TASK_QUEUES, WORKFLOWS)

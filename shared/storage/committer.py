@@ -1,0 +1,210 @@
+"""Durable writes with their events: the outbox, committed in groups.
+
+A service hands `commit()` the writes of one decision and the events describing
+them. The committer gathers every decision waiting at that moment into one
+transaction that applies the writes and inserts the events into the service's
+outbox collection, then publishes the events to JetStream (with the event SID as
+`Nats-Msg-Id`, so a second publish of the same event is dropped by the stream)
+and deletes them from the outbox. `commit()` returns once the transaction is
+durable; publishing follows in order.
+
+A crash after the transaction and before the publish leaves the events in the
+outbox; `relay_outbox()` (run at start and then periodically) publishes them.
+So an event is never published before its write is durable, and never lost.
+
+Batching is what keeps the store off the critical path: the local store does
+~450 small transactions/s but ~10,000 documents/s inside one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from shared.errors import ConflictError, TaskRouterError, UnavailableError
+from shared.events import Event
+from shared.storage.mongo import supports_transactions, translate_errors
+
+logger = logging.getLogger(__name__)
+
+Operation = InsertOne[Any] | ReplaceOne[Any] | UpdateOne | DeleteOne
+Publish = Callable[[Event], Awaitable[None]]
+
+
+@dataclass
+class Write:
+    """One write to `collection`. `must_match` makes a missed filter a conflict.
+
+    Use `must_match` for versioned updates: `UpdateOne({"_id": sid, "version": 3}, …)`
+    that matches nothing means someone else changed the object first.
+    """
+
+    collection: str
+    operation: Operation
+    must_match: bool = False
+
+
+@dataclass
+class _Unit:
+    writes: Sequence[Write]
+    events: Sequence[Event]
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Committer:
+    """Group-commits writes and outbox events; publishes events after commit."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Any],
+        db: AsyncDatabase[Any],
+        publish: Publish,
+        *,
+        outbox: str,
+        max_batch: int = 256,
+    ) -> None:
+        self._client = client
+        self._db = db
+        self._publish = publish
+        self._outbox = db[outbox]
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._transactions = True
+
+    async def start(self) -> None:
+        self._transactions = await supports_transactions(self._client)
+        if not self._transactions:
+            logger.warning("store has no transactions; writes and outbox are separate")
+        await self._outbox.create_index("created_at")
+        self._task = asyncio.create_task(self._run(), name="committer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def commit(self, writes: Sequence[Write], events: Sequence[Event] = ()) -> None:
+        """Apply `writes` and record `events` durably; raises ConflictError on a lost race."""
+        unit = _Unit(writes, events)
+        await self._queue.put(unit)
+        await unit.done
+
+    # -- the loop -------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            committed = await self._commit_batch(batch)
+            await self._publish_committed(committed)
+
+    async def _commit_batch(self, batch: list[_Unit]) -> list[_Unit]:
+        try:
+            await self._apply(batch)
+        except TaskRouterError:
+            if len(batch) == 1:
+                return self._fail(batch, ConflictError("the object changed meanwhile"))
+            return await self._commit_one_by_one(batch)
+        except PyMongoError as exc:
+            logger.exception("store write failed")
+            return self._fail(batch, UnavailableError(f"the store failed: {type(exc).__name__}"))
+        for unit in batch:
+            if not unit.done.done():
+                unit.done.set_result(None)
+        return batch
+
+    async def _commit_one_by_one(self, batch: list[_Unit]) -> list[_Unit]:
+        committed = []
+        for unit in batch:
+            committed.extend(await self._commit_batch([unit]))
+        return committed
+
+    @staticmethod
+    def _fail(batch: list[_Unit], error: Exception) -> list[_Unit]:
+        for unit in batch:
+            if not unit.done.done():
+                unit.done.set_exception(error)
+        return []
+
+    async def _apply(self, batch: list[_Unit]) -> None:
+        """One transaction for the whole batch; raises ConflictError on a missed match."""
+        if not self._transactions:
+            await self._apply_writes(batch, None)
+            return
+        async with self._client.start_session() as session:
+            async with await session.start_transaction():
+                await self._apply_writes(batch, session)
+
+    async def _apply_writes(self, batch: list[_Unit], session: Any) -> None:
+        by_collection: dict[str, list[Write]] = defaultdict(list)
+        for unit in batch:
+            for write in unit.writes:
+                by_collection[write.collection].append(write)
+        for name, writes in by_collection.items():
+            await self._bulk(name, writes, session)
+        now = datetime.now(UTC)
+        outbox = [
+            {"_id": e.sid, "created_at": now, "event": e.model_dump()}
+            for unit in batch
+            for e in unit.events
+        ]
+        if outbox:
+            await translate_errors(lambda: self._outbox.insert_many(outbox, session=session))
+
+    async def _bulk(self, name: str, writes: list[Write], session: Any) -> None:
+        operations = [w.operation for w in writes]
+        result = await translate_errors(
+            lambda: self._db[name].bulk_write(operations, ordered=True, session=session)
+        )
+        expected = sum(1 for w in writes if w.must_match)
+        if expected and result.matched_count + result.upserted_count < expected:
+            raise ConflictError(f"a versioned write to {name} matched nothing")
+
+    # -- publishing -----------------------------------------------------------
+    async def _publish_committed(self, committed: list[_Unit]) -> None:
+        events = [e for unit in committed for e in unit.events]
+        if not events:
+            return
+        try:
+            await asyncio.gather(*(self._publish(e) for e in events))
+        except Exception:
+            # The events stay in the outbox; relay_outbox() publishes them later.
+            logger.warning("event publish failed; left in outbox", exc_info=True)
+            return
+        await self._outbox.delete_many({"_id": {"$in": [e.sid for e in events]}})
+
+    async def relay_outbox(self, older_than: timedelta = timedelta(seconds=2)) -> int:
+        """Publish events a crash or an outage left behind; returns how many."""
+        cutoff = datetime.now(UTC) - older_than
+        cursor = self._outbox.find({"created_at": {"$lt": cutoff}}).sort("created_at", 1)
+        relayed = 0
+        async for doc in cursor:
+            event = Event.model_validate(doc["event"])
+            await self._publish(event)
+            await self._outbox.delete_one({"_id": doc["_id"]})
+            relayed += 1
+        if relayed:
+            logger.warning("relayed events from the outbox", extra={"count": relayed})
+        return relayed
+
+    async def run_relay(self, every: float = 5.0) -> None:
+        """Relay leftovers forever, every `every` seconds."""
+        while True:
+            try:
+                await self.relay_outbox()
+            except Exception:
+                logger.warning("outbox relay failed; will retry", exc_info=True)
+            await asyncio.sleep(every)

@@ -1,0 +1,89 @@
+"""Every NATS subject the system uses. Nothing else builds subject strings.
+
+Events (a public interface, kept by the JetStream stream `TASKROUTER_EVENTS`,
+named `<PREFIX>_EVENTS` for another prefix):
+
+    <prefix>.events.<account_sid>.<workspace_sid>.<resource_sid>.<event_type>
+
+Event types contain dots (`task-queue.entered`), so they span two or three
+tokens. Examples of subscriptions:
+
+    taskrouter.events.AC….WS….>                    everything in one workspace
+    taskrouter.events.AC….WS….WT….>                everything about one task
+    taskrouter.events.*.*.*.reservation.>          every reservation event
+    taskrouter.events.AC….WS….*.task.completed     one event type in one workspace
+
+Commands (request/reply, core NATS, never captured by a stream):
+
+    <prefix>.cmd.<service>.<workspace_sid>.<action>
+
+The workspace token lets a partitioned service subscribe to its share.
+Readiness pings: `<prefix>.ping.<service>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+GATEWAY = "gateway"
+WORKFLOW_ROUTER = "workflow-router"
+QUEUE_DISPATCHER = "queue-dispatcher"
+STATISTICS = "statistics"
+EVENTS = "events"
+SERVICES = (GATEWAY, WORKFLOW_ROUTER, QUEUE_DISPATCHER, STATISTICS, EVENTS)
+
+
+def _token(value: str) -> str:
+    if not value or any(c in value for c in " .*>\t\r\n"):
+        raise ValueError(f"not a valid subject token: {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Subject names under one prefix (default `taskrouter`)."""
+
+    prefix: str = "taskrouter"
+
+    # -- events ---------------------------------------------------------------
+    @property
+    def event_stream(self) -> str:
+        """Name of the JetStream stream keeping the events."""
+        return f"{self.prefix.upper().replace('-', '_')}_EVENTS"
+
+    @property
+    def event_stream_subjects(self) -> list[str]:
+        return [f"{self.prefix}.events.>"]
+
+    def event(
+        self, account_sid: str, workspace_sid: str, resource_sid: str, event_type: str
+    ) -> str:
+        """The subject one event is published on."""
+        parts = [_token(account_sid), _token(workspace_sid), _token(resource_sid)]
+        types = [_token(part) for part in event_type.split(".")]
+        return ".".join([self.prefix, "events", *parts, *types])
+
+    def events_matching(
+        self,
+        account_sid: str = "*",
+        workspace_sid: str = "*",
+        resource_sid: str = "*",
+        event_type: str = ">",
+    ) -> str:
+        """A subscription subject; `event_type` may end in `>` (`reservation.>`)."""
+        return ".".join(
+            [self.prefix, "events", account_sid, workspace_sid, resource_sid, event_type]
+        )
+
+    # -- commands -------------------------------------------------------------
+    def command(self, service: str, action: str, workspace_sid: str = "_") -> str:
+        """Request subject of `action` on `service` for one workspace."""
+        return f"{self.prefix}.cmd.{service}.{_token(workspace_sid)}.{action}"
+
+    def command_listener(self, service: str, action: str) -> str:
+        """Subject a service subscribes to for `action`, for every workspace."""
+        return f"{self.prefix}.cmd.{service}.*.{action}"
+
+    def ping(self, service: str) -> str:
+        return f"{self.prefix}.ping.{service}"
