@@ -115,9 +115,22 @@ class RouteTask(Command):
     defer_if_reserved: bool = Field(
         False, description="On a step timeout: do nothing while a reservation is pending."
     )
+    seq: int = Field(
+        0,
+        description=(
+            "Routing step sequence number of this task, increasing by one per step the "
+            "router enters. The dispatcher keeps the highest seq applied to the task; "
+            "a command with a lower seq changes nothing and answers 'stale'; the same "
+            "seq again re-runs matching only (no new events)."
+        ),
+    )
+    target_worker_sid: str | None = Field(
+        None, description="Direct routing to one worker (RoutingTarget=WK…)."
+    )
+    ignore_capacity: bool | None = None
 
 
-RouteOutcome = Literal["reserved", "waiting", "skipped", "deferred", "gone"]
+RouteOutcome = Literal["reserved", "waiting", "skipped", "deferred", "gone", "stale"]
 
 
 class RemoveTask(Command):
@@ -126,6 +139,10 @@ class RemoveTask(Command):
     action: Literal["task.remove"] = "task.remove"
     task_sid: str
     reason: str
+    defer_if_reserved: bool = Field(
+        True, description="While a reservation is pending, answer 'deferred' and wait."
+    )
+    seq: int = 0
 
 
 # -- statistics ----------------------------------------------------------------
