@@ -105,7 +105,7 @@ class RouteTask(Command):
     task_sid: str
     workflow_sid: str
     step_key: str = Field(description="Identifies the step, so a repeat is harmless.")
-    queue_sid: str
+    queue_sid: str | None = Field(None, description="None only with target_worker_sid.")
     priority: int | None = None
     expression: str | None = None
     order_by: str | None = None

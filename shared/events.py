@@ -103,6 +103,9 @@ def task_data(task: Task, now: datetime) -> dict[str, Any]:
         "task_date_created": _ms(task.date_created),
         "task_queue_entered_date": _ms(task.task_queue_entered_date),
         "task_version": str(task.version),
+        "task_routing_target": task.routing_target,
+        "task_ignore_capacity": None if task.ignore_capacity is None else str(task.ignore_capacity).lower(),
+        "task_timeout": str(task.timeout),
     }
     if task.reason and task.assignment_status == "canceled":
         data["task_canceled_reason"] = task.reason
