@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from shared.models import Activity, Reservation, Task, TaskChannel, TaskQueue, Worker
-from shared.models import Workflow, Workspace
+from shared.models import WorkerChannel, Workflow, Workspace
 from shared.sids import SidPrefix, new_sid
 
 
@@ -173,3 +173,27 @@ def task_channel_data(channel: TaskChannel) -> dict[str, Any]:
         "task_channel_unique_name": channel.unique_name,
         "task_channel_optimized_routing": str(bool(channel.channel_optimized_routing)).lower(),
     }
+
+
+def worker_channel_data(
+    worker: Worker, channel: WorkerChannel, previous_capacity: int | None = None
+) -> dict[str, Any]:
+    """The Worker Channel group: the Worker group plus one channel's state.
+
+    Used by `worker.channel.availability.update` and `worker.capacity.update`;
+    the statistics service reads `task_channel_sid`, `worker_channel_available`
+    and `worker_channel_capacity` to count per-channel availability.
+    """
+    data = worker_data(worker)
+    data.update({
+        "worker_channel_sid": channel.sid,
+        "task_channel_sid": channel.task_channel_sid,
+        "task_channel_unique_name": channel.task_channel_unique_name,
+        "worker_channel_available": str(channel.available).lower(),
+        "worker_channel_available_capacity": str(channel.available_capacity_percentage),
+        "worker_channel_capacity": str(channel.configured_capacity),
+        "worker_channel_task_count": str(channel.used_capacity),
+    })
+    if previous_capacity is not None:
+        data["worker_channel_previous_capacity"] = str(previous_capacity)
+    return data
