@@ -79,13 +79,23 @@ class ServiceRuntime:
         """Keep `coroutine` running until the process stops."""
         self._background.append(asyncio.ensure_future(coroutine))
 
-    def event_subscriber(self, durable: str, filter_subject: str | None = None, batch: int = 64):
-        """Decorator: a durable pull consumer over the event stream (shared by replicas)."""
+    def event_subscriber(
+        self,
+        durable: str,
+        filter_subject: str | None = None,
+        batch: int = 64,
+        whole_batch: bool = False,
+    ):
+        """Decorator: a durable pull consumer over the event stream (shared by replicas).
+
+        With `whole_batch=True` the handler gets each fetched batch as one list
+        (`async def on_events(bodies: list[dict]) -> None`); raising nacks all of it.
+        """
         return self.broker.subscriber(
             filter_subject or self.subjects.events_matching(),
             stream=JStream(self.subjects.event_stream, declare=False),
             durable=durable,
-            pull_sub=PullSub(batch_size=batch, timeout=1.0),
+            pull_sub=PullSub(batch_size=batch, timeout=1.0, batch=whole_batch),
         )
 
     def command_subscriber(self, action: str):
