@@ -1,0 +1,3 @@
+from services.events.app import main
+
+main()
