@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any, ParamSpec
 
 import orjson
-from faststream.nats import JStream, NatsBroker
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
+from faststream.nats import NatsBroker
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from shared.errors import TaskRouterError, UnavailableError, error_from_wire
 from shared.events import Event
@@ -38,11 +38,11 @@ def make_broker(settings: CommonSettings) -> NatsBroker:
     )
 
 
-def event_stream(settings: CommonSettings) -> JStream:
-    """The stream holding every event; file storage, deduplicated by event SID."""
+def event_stream_config(settings: CommonSettings) -> StreamConfig:
+    """The stream holding every event: file storage, deduplicated by event SID."""
     subjects = Subjects(settings.subject_prefix)
-    return JStream(
-        subjects.event_stream,
+    return StreamConfig(
+        name=subjects.event_stream,
         subjects=subjects.event_stream_subjects,
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,

@@ -16,7 +16,7 @@ import nats
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.js.errors import BadRequestError, NotFoundError as JsNotFoundError
 
-from shared.bus import CommandClient, event_publisher, event_stream, make_broker
+from shared.bus import CommandClient, event_publisher, event_stream_config, make_broker
 from shared.settings import CommonSettings
 from shared.storage.committer import Committer
 from shared.storage.mongo import open_client
@@ -29,7 +29,7 @@ StartHook = Callable[[], Awaitable[None]]
 
 async def ensure_event_stream(settings: CommonSettings) -> None:
     """Create the event stream, or bring its configuration up to date."""
-    config = event_stream(settings).config
+    config = event_stream_config(settings)
     connection = await nats.connect(settings.nats_url.split(","), connect_timeout=5)
     try:
         js = connection.jetstream()
@@ -63,6 +63,7 @@ class ServiceRuntime:
         self._start_hooks: list[StartHook] = []
         self._stop_hooks: list[StartHook] = []
         self._background: list[asyncio.Task[Any]] = []
+        self._stopped = False
         self._register_ping()
 
     # -- registration ---------------------------------------------------------
@@ -122,6 +123,9 @@ class ServiceRuntime:
         logger.info("service ready", extra={"service": self.name})
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self.ready.clear()
         for hook in self._stop_hooks:
             await hook()

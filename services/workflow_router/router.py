@@ -1,0 +1,409 @@
+"""The workflow-router: walks each task through its workflow's routing steps.
+
+It owns each task's routing position (filter, step, deadline). On `task.created`
+it picks the first step, records it, and tells the queue-dispatcher to place the
+task in that step's queue (`task.route`); the dispatcher answers whether it
+reserved a worker, is waiting, or the step was skipped (`skip_if`). Deadlines
+fire here, move the task on, and wait while a reservation is pending
+(`deferred`), finishing the move when that reservation is rejected or times out.
+
+Order of writes: a move that cannot be refused (entering, after a skip) is
+recorded first and then sent; the dispatcher ignores a repeat of the same step
+(`seq`), so a crash in between is healed by re-sending at start. A move that
+may be deferred (timeout, re-evaluation) is sent first and recorded after; a
+crash in between leaves the dispatcher ahead (`stale` answer), and the router
+then replays the same deterministic move.
+
+Decision: a step's `timeout` is compared with the task's age (seconds since
+creation), so the timeouts of a filter's steps are cumulative, as in TaskRouter.
+A step whose timeout has already passed when it is entered still gets one
+matching attempt before the task moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from services.workflow_router import positions
+from services.workflow_router.positions import PositionRecord
+from services.workflow_router.routing import (
+    RoutingAction,
+    RoutingDecision,
+    enter_workflow,
+    next_after_skip,
+    next_after_timeout,
+)
+from shared.commands import RemoveTask, RouteTask
+from shared.config_view import ConfigView, is_configuration_event
+from shared.events import Event, make_event
+from shared.runtime import ServiceRuntime
+from shared.storage import collections as c
+from shared.subjects import QUEUE_DISPATCHER
+from shared.timers import Clock, Timers, system_clock
+from shared.workflow_config import RoutingTarget, WorkflowConfiguration, parse_workflow_configuration
+
+logger = logging.getLogger(__name__)
+
+_FINISHED = {"task.canceled", "task.completed", "task.deleted", "task.system-deleted"}
+_RESERVATION_ENDED = {"reservation.rejected", "reservation.timeout", "reservation.canceled"}
+
+
+def _attributes(text: str | None) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _ms_to_datetime(value: Any, default: datetime) -> datetime:
+    from datetime import UTC
+
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    except (TypeError, ValueError):
+        return default
+
+
+class Router:
+    """Routing positions in memory, their deadlines, and the moves between steps."""
+
+    def __init__(self, runtime: ServiceRuntime, view: ConfigView, clock: Clock = system_clock):
+        self.runtime = runtime
+        self.view = view
+        self.clock = clock
+        self.records: dict[str, PositionRecord] = {}
+        self.timers: Timers[str] = Timers(self.on_deadline, clock)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._parsed: dict[tuple[str, datetime], WorkflowConfiguration] = {}
+
+    # -- start-up --------------------------------------------------------------
+    async def load(self) -> None:
+        """Read every position from the store and arm its deadline."""
+        async for doc in self.runtime.db[c.ROUTING_POSITIONS].find({}):
+            record = PositionRecord.model_validate(doc)
+            self._remember(record)
+        logger.info("routing positions loaded", extra={"count": len(self.records)})
+
+    async def resync(self) -> None:
+        """Re-send every current step: heals a crash between record and send."""
+        for task_sid in list(self.records):
+            async with self._lock(task_sid):
+                record = self.records.get(task_sid)
+                if record is not None:
+                    await self._send_current(record)
+
+    # -- events ------------------------------------------------------------------
+    async def on_event(self, body: Mapping[str, Any]) -> None:
+        """Dispatch one event from the stream. Idempotent: redelivery is harmless."""
+        event_type = body["event_type"]
+        data = body.get("event_data") or {}
+        workspace_sid = body["workspace_sid"]
+        if is_configuration_event(event_type):
+            await self._on_configuration(event_type, workspace_sid, data)
+            return
+        task_sid = data.get("task_sid")
+        if not task_sid:
+            return
+        async with self._lock(task_sid):
+            if event_type == "task.created":
+                await self._on_task_created(body, data)
+            elif event_type in _FINISHED or event_type == "reservation.accepted":
+                await self._finish(task_sid)
+            elif event_type in _RESERVATION_ENDED:
+                await self._on_reservation_ended(task_sid)
+            elif event_type == "task.updated":
+                await self._on_task_updated(task_sid, data)
+
+    async def _on_configuration(self, event_type: str, workspace_sid: str, data: Mapping[str, Any]) -> None:
+        await self.view.refresh(workspace_sid)
+        if event_type == "workspace.deleted":
+            for record in [r for r in self.records.values() if r.workspace_sid == workspace_sid]:
+                await self._finish(record.task_sid)
+        elif event_type == "workflow.updated" and data.get("re_evaluate_tasks") == "true":
+            affected = [r.task_sid for r in self.records.values() if r.workflow_sid == data.get("workflow_sid")]
+            for task_sid in affected:
+                async with self._lock(task_sid):
+                    if (record := self.records.get(task_sid)) is not None:
+                        await self._reevaluate(record)
+
+    async def _on_task_created(self, body: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        task_sid = data["task_sid"]
+        if task_sid in self.records:
+            await self._send_current(self.records[task_sid])
+            return
+        if await self.runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task_sid}, {"_id": 1}):
+            return
+        now = self.clock()
+        record = PositionRecord(
+            task_sid=task_sid,
+            account_sid=body["account_sid"],
+            workspace_sid=body["workspace_sid"],
+            workflow_sid=data.get("workflow_sid"),
+            task_attributes=data.get("task_attributes") or "{}",
+            task_created_at=_ms_to_datetime(data.get("task_date_created"), now),
+            step_entered_at=now,
+            ignore_capacity=None if data.get("task_ignore_capacity") is None
+            else data.get("task_ignore_capacity") == "true",
+        )
+        target = data.get("task_routing_target") or ""
+        if target.startswith("WQ") or target.startswith("WK"):
+            await self._enter_direct(record, target)
+            return
+        decision = await self._decide(record, lambda cfg: enter_workflow(cfg, _attributes(record.task_attributes), now))
+        await self._move(record, decision, cause="entered", defer=False)
+
+    async def _on_reservation_ended(self, task_sid: str) -> None:
+        record = self.records.get(task_sid)
+        if record is not None and record.overdue:
+            await self._on_deadline_locked(record)
+
+    async def _on_task_updated(self, task_sid: str, data: Mapping[str, Any]) -> None:
+        record = self.records.get(task_sid)
+        attributes = data.get("task_attributes")
+        if record is None or attributes is None or attributes == record.task_attributes:
+            return
+        record = record.model_copy(update={"task_attributes": attributes})
+        self.records[task_sid] = record
+        await self._reevaluate(record)
+
+    # -- deadlines ---------------------------------------------------------------
+    async def on_deadline(self, task_sid: str) -> None:
+        async with self._lock(task_sid):
+            record = self.records.get(task_sid)
+            if record is not None and record.deadline is not None and record.deadline <= self.clock():
+                await self._on_deadline_locked(record)
+
+    async def _on_deadline_locked(self, record: PositionRecord) -> None:
+        now = self.clock()
+        if record.is_direct:
+            return  # a direct target waits for acceptance or the task TTL
+        attributes = _attributes(record.task_attributes)
+        decision = await self._decide(record, lambda cfg: next_after_timeout(cfg, record.position, attributes, now))
+        await self._move(record, decision, cause="timeout", defer=True)
+
+    # -- moves ---------------------------------------------------------------------
+    async def _reevaluate(self, record: PositionRecord) -> None:
+        if record.is_direct:
+            return
+        now = self.clock()
+        attributes = _attributes(record.task_attributes)
+        decision = await self._decide(record, lambda cfg: enter_workflow(cfg, attributes, now))
+        await self._move(record, decision, cause="reevaluated", defer=True)
+
+    async def _decide(self, record: PositionRecord, choose) -> RoutingDecision:
+        config = await self._configuration(record.workspace_sid, record.workflow_sid)
+        if config is None:
+            return RoutingDecision(
+                RoutingAction.REMOVE, reason="Task canceled on Workflow timeout", event_type="workflow.timeout"
+            )
+        try:
+            return choose(config)
+        except ValueError:
+            # The position belongs to an older configuration: start the walk again.
+            now = self.clock()
+            return enter_workflow(config, _attributes(record.task_attributes), now)
+
+    async def _move(self, record: PositionRecord, decision: RoutingDecision, *, cause: str, defer: bool) -> None:
+        if decision.action is RoutingAction.REMOVE:
+            await self._remove(record, decision, defer=defer)
+            return
+        assert decision.position is not None and decision.target is not None
+        target = decision.target
+        moved = record.model_copy(
+            update={
+                "seq": record.seq + 1,
+                "filter_index": decision.position.filter_index,
+                "step_index": decision.position.step_index,
+                "step_entered_at": decision.position.step_entered_at,
+                "default_filter_allowed": decision.position.default_filter_allowed,
+                "queue_sid": target.queue_sid,
+                "deadline": self._deadline(record, target),
+                "overdue": False,
+            }
+        )
+        events = self._move_events(record, moved, decision, cause)
+        if defer:
+            outcome = await self._send(moved, target, defer=True)
+            if outcome == "deferred":
+                await self._save(record.model_copy(update={"overdue": True}))
+                return
+            await self._save(moved, events)
+        else:
+            await self._save(moved, events)
+            outcome = await self._send(moved, target, defer=False)
+        await self._after_send(moved, outcome)
+
+    async def _after_send(self, record: PositionRecord, outcome: str) -> None:
+        if outcome == "skipped":
+            now = self.clock()
+            attributes = _attributes(record.task_attributes)
+            decision = await self._decide(record, lambda cfg: next_after_skip(cfg, record.position, attributes, now))
+            await self._move(record, decision, cause="skipped", defer=False)
+        elif outcome == "gone":
+            await self._finish(record.task_sid)
+        elif outcome == "stale":
+            logger.warning("dispatcher is ahead of the routing position", extra={"task_sid": record.task_sid})
+
+    async def _remove(self, record: PositionRecord, decision: RoutingDecision, *, defer: bool) -> None:
+        command = RemoveTask(
+            account_sid=record.account_sid,
+            workspace_sid=record.workspace_sid,
+            task_sid=record.task_sid,
+            reason=decision.reason or "Task canceled on Workflow timeout",
+            defer_if_reserved=defer,
+            seq=record.seq + 1,
+        )
+        result = await self.runtime.commands.request(
+            QUEUE_DISPATCHER, command.action, command.model_dump(mode="json"), workspace_sid=record.workspace_sid
+        )
+        if (result or {}).get("outcome") == "deferred":
+            await self._save(record.model_copy(update={"overdue": True}))
+            return
+        event = self._event(record, decision.event_type or "workflow.timeout", {"reason": decision.reason})
+        await self.runtime.committer.commit([positions.forget(record.task_sid)], [event])
+        self._drop(record.task_sid)
+
+    async def _enter_direct(self, record: PositionRecord, target: str) -> None:
+        field = "direct_queue_sid" if target.startswith("WQ") else "direct_worker_sid"
+        record = record.model_copy(update={field: target, "queue_sid": target if field == "direct_queue_sid" else None})
+        await self._save(record.model_copy(update={"seq": 1}))
+        outcome = await self._send_current(self.records[record.task_sid])
+        if outcome == "gone":
+            await self._finish(record.task_sid)
+
+    async def _finish(self, task_sid: str) -> None:
+        if task_sid not in self.records:
+            return
+        await self.runtime.committer.commit([positions.forget(task_sid)])
+        self._drop(task_sid)
+
+    # -- sending -----------------------------------------------------------------
+    async def _send_current(self, record: PositionRecord) -> str:
+        if record.is_direct:
+            target = RoutingTarget(queue_sid=record.direct_queue_sid or "")
+            return await self._send(record, target, defer=False)
+        config = await self._configuration(record.workspace_sid, record.workflow_sid)
+        if config is None:
+            return "gone"
+        from services.workflow_router.routing import target_at
+
+        try:
+            target = target_at(config, record.position)
+        except ValueError:
+            return "stale"
+        return await self._send(record, target, defer=record.overdue)
+
+    async def _send(self, record: PositionRecord, target: RoutingTarget, *, defer: bool) -> str:
+        command = RouteTask(
+            account_sid=record.account_sid,
+            workspace_sid=record.workspace_sid,
+            task_sid=record.task_sid,
+            workflow_sid=record.workflow_sid or "",
+            step_key=f"{record.task_sid}:{record.seq}",
+            seq=record.seq,
+            queue_sid=target.queue_sid or None,
+            priority=target.priority,
+            expression=target.expression.text if target.expression else None,
+            order_by=_order_by_text(target),
+            skip_if=target.skip_if.text if target.skip_if else None,
+            known_worker_sid=target.known_worker_sid_path,
+            known_worker_friendly_name=target.known_worker_friendly_name_path,
+            defer_if_reserved=defer,
+            target_worker_sid=record.direct_worker_sid,
+            ignore_capacity=record.ignore_capacity,
+        )
+        result = await self.runtime.commands.request(
+            QUEUE_DISPATCHER, command.action, command.model_dump(mode="json"), workspace_sid=record.workspace_sid
+        )
+        return (result or {}).get("outcome", "waiting")
+
+    # -- bookkeeping ---------------------------------------------------------------
+    async def _save(self, record: PositionRecord, events: list[Event] | None = None) -> None:
+        await self.runtime.committer.commit([positions.save(record)], events or [])
+        self._remember(record)
+
+    def _remember(self, record: PositionRecord) -> None:
+        self.records[record.task_sid] = record
+        if record.deadline is not None and not record.overdue:
+            self.timers.schedule(record.task_sid, record.deadline)
+        else:
+            self.timers.cancel(record.task_sid)
+
+    def _drop(self, task_sid: str) -> None:
+        self.records.pop(task_sid, None)
+        self.timers.cancel(task_sid)
+        self._locks.pop(task_sid, None)
+
+    def _lock(self, task_sid: str) -> asyncio.Lock:
+        return self._locks.setdefault(task_sid, asyncio.Lock())
+
+    def _deadline(self, record: PositionRecord, target: RoutingTarget) -> datetime | None:
+        if target.timeout is None:
+            return None
+        return max(record.task_created_at + timedelta(seconds=target.timeout), self.clock())
+
+    async def _configuration(self, workspace_sid: str, workflow_sid: str | None) -> WorkflowConfiguration | None:
+        config = await self.view.get(workspace_sid)
+        workflow = None if config is None or workflow_sid is None else config.workflows.get(workflow_sid)
+        if workflow is None:
+            return None
+        key = (workflow.sid, workflow.date_updated)
+        if key not in self._parsed:
+            self._parsed[key] = parse_workflow_configuration(workflow.configuration)
+        return self._parsed[key]
+
+    def _event(self, record: PositionRecord, event_type: str, extra: Mapping[str, Any] | None = None) -> Event:
+        workflow_name = None
+        config = self.view.cached(record.workspace_sid)
+        if config is not None and record.workflow_sid in config.workflows:
+            workflow_name = config.workflows[record.workflow_sid].friendly_name
+        data = {
+            "task_sid": record.task_sid,
+            "task_attributes": record.task_attributes,
+            "workflow_sid": record.workflow_sid,
+            "workflow_name": workflow_name,
+            "task_queue_sid": record.queue_sid,
+            "task_date_created": str(int(record.task_created_at.timestamp() * 1000)),
+            **{k: v for k, v in (extra or {}).items() if v is not None},
+        }
+        return make_event(
+            event_type,
+            account_sid=record.account_sid,
+            workspace_sid=record.workspace_sid,
+            resource_type="task",
+            resource_sid=record.task_sid,
+            at=self.clock(),
+            description=f"Task {record.task_sid} {event_type}",
+            data=data,
+        )
+
+    def _move_events(self, old: PositionRecord, new: PositionRecord, decision: RoutingDecision, cause: str) -> list[Event]:
+        events = []
+        if cause == "entered":
+            events.append(self._event(new, "workflow.entered"))
+        if cause == "timeout" and old.queue_sid:
+            events.append(self._event(old, "task-queue.timeout"))
+        filter_name = decision.filter_friendly_name if new.filter_index is not None else "Default Filter"
+        events.append(
+            self._event(
+                new,
+                "workflow.target-matched",
+                {"workflow_filter_name": filter_name, "workflow_filter_target_index": str(new.step_index)},
+            )
+        )
+        return events
+
+
+def _order_by_text(target: RoutingTarget) -> str | None:
+    if target.order_by is None:
+        return None
+    return ", ".join(
+        f"worker.{path} {'DESC' if descending else 'ASC'}" for path, descending in target.order_by.clauses
+    )

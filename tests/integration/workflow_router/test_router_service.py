@@ -1,0 +1,176 @@
+"""The workflow-router against real NATS and a real store, with a controlled clock.
+
+The queue-dispatcher is played by the test: it answers `task.route` and
+`task.remove` commands on the real bus and records them, so each test decides
+whether a step reserves a worker, waits, or is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from services.workflow_router.app import build
+from services.workflow_router.settings import RouterSettings
+from shared.events import make_event, task_data
+from shared.models import Task, TaskQueue, Workflow, Workspace
+from shared.runtime import ServiceRuntime
+from shared.settings import load
+from shared.sids import SidPrefix, new_sid
+from shared.storage import collections as c
+from shared.subjects import QUEUE_DISPATCHER
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeDispatcher:
+    """Answers routing commands on the bus; `outcomes` decides each answer."""
+
+    def __init__(self) -> None:
+        self.commands: asyncio.Queue[dict] = asyncio.Queue()
+        self.reserved: set[str] = set()
+
+    def answer(self, body: dict) -> dict:
+        if body.get("defer_if_reserved") and body["task_sid"] in self.reserved:
+            return {"outcome": "deferred"}
+        if body["action"] == "task.remove":
+            return {"outcome": "removed"}
+        return {"outcome": "waiting"}
+
+    async def next(self) -> dict:
+        return await asyncio.wait_for(self.commands.get(), 10)
+
+
+@pytest.fixture
+async def world(isolated_env):
+    settings = load(RouterSettings, isolated_env)
+    clock = Clock()
+    dispatcher = FakeDispatcher()
+    peer = ServiceRuntime("test-peer", settings)
+
+    for action in ("task.route", "task.remove"):
+        @peer.broker.subscriber(peer.subjects.command_listener(QUEUE_DISPATCHER, action))
+        async def on_command(body: dict) -> bytes:
+            await dispatcher.commands.put(body)
+            return orjson.dumps({"ok": True, "result": dispatcher.answer(body)})
+
+    await peer.start()
+    runtime, router = build(settings, clock)
+    await runtime.start()
+    yield settings, clock, dispatcher, peer, runtime, router
+    await runtime.stop()
+    await peer.stop()
+
+
+async def _seed(db, steps: list[dict]) -> tuple[Workspace, Workflow, list[TaskQueue]]:
+    account = new_sid(SidPrefix.ACCOUNT)
+    workspace = Workspace(sid=new_sid(SidPrefix.WORKSPACE), account_sid=account, friendly_name="W")
+    queues = [
+        TaskQueue(sid=new_sid(SidPrefix.TASK_QUEUE), account_sid=account, workspace_sid=workspace.sid, friendly_name=f"Q{i}")
+        for i in range(3)
+    ]
+    targets = [{**step, "queue": queues[step.pop("q")].sid} for step in steps]
+    config = {"task_routing": {"filters": [{"expression": "type == 'support'", "targets": targets}],
+                               "default_filter": {"queue": queues[2].sid}}}
+    workflow = Workflow(sid=new_sid(SidPrefix.WORKFLOW), account_sid=account, workspace_sid=workspace.sid,
+                        friendly_name="WF", configuration=json.dumps(config))
+    await db[c.WORKSPACES].insert_one(workspace.to_document())
+    await db[c.TASK_QUEUES].insert_many([q.to_document() for q in queues])
+    await db[c.WORKFLOWS].insert_one(workflow.to_document())
+    return workspace, workflow, queues
+
+
+async def _create_task(peer: ServiceRuntime, workspace: Workspace, workflow: Workflow, attributes: dict) -> Task:
+    task = Task(sid=new_sid(SidPrefix.TASK), account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                attributes=json.dumps(attributes), workflow_sid=workflow.sid, date_created=T0)
+    event = make_event("task.created", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                       resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
+    await peer.committer.commit([], [event])
+    return task
+
+
+async def test_task_escalates_on_timeouts_measured_on_task_age(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30, "priority": 5}, {"q": 1, "timeout": 90}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"})
+
+    first = await dispatcher.next()
+    assert (first["queue_sid"], first["priority"], first["seq"]) == (queues[0].sid, 5, 1)
+
+    clock.now = T0 + timedelta(seconds=30)
+    assert await router.timers.fire_due() == 1
+    second = await dispatcher.next()
+    assert (second["queue_sid"], second["seq"], second["defer_if_reserved"]) == (queues[1].sid, 2, True)
+
+    clock.now = T0 + timedelta(seconds=90)  # task age 90: the second step's timeout
+    await router.timers.fire_due()
+    removal = await dispatcher.next()
+    assert removal["action"] == "task.remove"
+    assert removal["reason"] == "Task canceled on Workflow timeout"
+    assert await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task.sid}) is None
+
+
+async def test_step_timeout_waits_for_a_pending_reservation(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 10}, {"q": 1}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"})
+    await dispatcher.next()
+    dispatcher.reserved.add(task.sid)
+
+    clock.now = T0 + timedelta(seconds=11)
+    await router.timers.fire_due()
+    deferred = await dispatcher.next()
+    assert deferred["defer_if_reserved"] is True
+    stored = await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task.sid})
+    assert stored["overdue"] is True and stored["step_index"] == 0
+
+    dispatcher.reserved.discard(task.sid)
+    rejected = make_event("reservation.rejected", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                          resource_type="reservation", resource_sid=new_sid(SidPrefix.RESERVATION), at=clock.now,
+                          data={"task_sid": task.sid})
+    await peer.committer.commit([], [rejected])
+    moved = await dispatcher.next()
+    assert moved["queue_sid"] == queues[1].sid and moved["seq"] == 2
+
+
+async def test_deadline_survives_a_router_restart(world, isolated_env):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 60}, {"q": 1}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"})
+    await dispatcher.next()
+    await runtime.stop()
+
+    runtime2, router2 = build(settings, clock)
+    await runtime2.start()
+    try:
+        resent = await dispatcher.next()  # start-up re-sends the current step
+        assert resent["seq"] == 1 and resent["queue_sid"] == queues[0].sid
+        assert router2.timers.due_at(task.sid) == T0 + timedelta(seconds=60)
+        clock.now = T0 + timedelta(seconds=60)
+        await router2.timers.fire_due()
+        moved = await dispatcher.next()
+        assert moved["queue_sid"] == queues[1].sid
+    finally:
+        await runtime2.stop()
+
+
+async def test_unmatched_task_goes_to_default_filter(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 10}])
+    await _create_task(peer, workspace, workflow, {"type": "sales"})
+    routed = await dispatcher.next()
+    assert routed["queue_sid"] == queues[2].sid
