@@ -69,6 +69,10 @@ class ConfigView:
     def cached(self, workspace_sid: str) -> WorkspaceConfig | None:
         return self._configs.get(workspace_sid)
 
+    def all_cached(self) -> list[WorkspaceConfig]:
+        """Every workspace configuration held right now (no store read)."""
+        return list(self._configs.values())
+
     async def get(self, workspace_sid: str) -> WorkspaceConfig | None:
         """The configuration, read from the store on a miss; None if no such workspace."""
         config = self._configs.get(workspace_sid)

@@ -1,0 +1,95 @@
+"""The gateway's HTTP application: FastAPI on uvicorn, one ServiceRuntime inside.
+
+`create_app(settings)` builds the app; its lifespan starts the runtime (NATS,
+store, committer), bootstraps the account, loads credentials and configuration
+into memory, and stops everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.gateway.accounts import Accounts
+from services.gateway.configuration import ConfigurationStore
+from services.gateway.context import Gateway
+from services.gateway.errors import register_error_handlers
+from services.gateway.routes import register_routes
+from services.gateway.settings import GatewaySettings
+from services.gateway.wire import Links
+from shared.runtime import ServiceRuntime
+from shared.subjects import GATEWAY, SERVICES
+
+logger = logging.getLogger(__name__)
+
+
+def build_gateway(settings: GatewaySettings) -> Gateway:
+    """The runtime and the caches, not yet started."""
+    runtime = ServiceRuntime(GATEWAY, settings)
+    accounts = Accounts(runtime.db, runtime.committer, settings.secret_key)
+    configuration = ConfigurationStore(runtime)
+    return Gateway(settings, runtime, accounts, configuration, Links(settings.public_url))
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """The FastAPI application serving TaskRouter's REST API."""
+    gateway = build_gateway(settings)
+
+    async def load_state() -> None:
+        await gateway.accounts.bootstrap(settings.account_sid, settings.auth_token)
+        await gateway.accounts.load()
+        await gateway.configuration.start()
+
+    gateway.runtime.on_ready(load_state)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gateway.runtime.start()
+        try:
+            yield
+        finally:
+            await gateway.runtime.stop()
+
+    app = FastAPI(
+        title="TaskRouter (self-hosted)",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.gateway = gateway
+    register_error_handlers(app)
+
+    @app.middleware("http")
+    async def log_request(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        logger.info(
+            "http request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        """200 when all five services answer their readiness ping, else 503."""
+        answers = await asyncio.gather(*(gateway.runtime.commands.ping(s) for s in SERVICES))
+        not_ready = [s for s, ready in zip(SERVICES, answers, strict=True) if not ready]
+        if not_ready:
+            return JSONResponse({"status": "unavailable", "not_ready": not_ready}, 503)
+        return JSONResponse({"status": "ok"})
+
+    register_routes(app)
+    return app

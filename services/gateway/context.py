@@ -1,0 +1,49 @@
+"""What every route needs, reached through FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.gateway.accounts import Accounts
+from services.gateway.configuration import ConfigurationStore
+from services.gateway.settings import GatewaySettings
+from services.gateway.wire import Links
+from shared.runtime import ServiceRuntime
+
+
+@dataclass
+class Gateway:
+    """The gateway's settings, runtime, credentials and configuration cache."""
+
+    settings: GatewaySettings
+    runtime: ServiceRuntime
+    accounts: Accounts
+    configuration: ConfigurationStore
+    links: Links
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request: the authenticated account and the client address."""
+
+    account_sid: str
+    ip_address: str | None
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+async def get_caller(request: Request) -> Caller:
+    """Authenticate the request (HTTP Basic); raises AuthenticationError."""
+    gateway: Gateway = request.app.state.gateway
+    account_sid = await gateway.accounts.authenticate(request.headers.get("authorization"))
+    client = request.client.host if request.client else None
+    return Caller(account_sid, client)
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

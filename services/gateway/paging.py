@@ -1,0 +1,192 @@
+"""List paging: `PageSize`, `Page`, `PageToken` in; `meta` with absolute URLs out.
+
+Pages are cut by key (keyset paging), never by offset, so a page never repeats or
+skips an object when others are created meanwhile. The token is opaque to
+clients: `PA` + base64 of the last returned sort key, e.g. the key
+`[<date_created>, "WA…"]` becomes `PAW3siZCI6MTcw…`. `Page` is only echoed;
+without a token, `Page=n` skips `n` pages, so a client driving paging by index
+still gets sensible results.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
+
+import orjson
+
+from services.gateway.params import Params
+from shared.errors import DomainValidationError
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+PAGING_PARAMS = ("PageSize", "Page", "PageToken")
+TOKEN_PREFIX = "PA"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The paging part of a list request."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    page: int = 0
+    after: tuple[Any, ...] | None = None
+    token: str | None = None
+
+    @property
+    def offset(self) -> int:
+        """Objects to skip: only when paging by index without a token."""
+        return 0 if self.after is not None else self.page * self.page_size
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"d": int(value.timestamp() * 1000)}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"d"} and isinstance(value["d"], int):
+        return datetime.fromtimestamp(value["d"] / 1000, UTC)
+    return value
+
+
+def encode_token(key: Sequence[Any]) -> str:
+    """The page token continuing after the object with sort key `key`."""
+    raw = orjson.dumps([_encode_value(v) for v in key])
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str) -> tuple[Any, ...]:
+    """The sort key inside a token; 400 naming PageToken when it is not ours."""
+    invalid = DomainValidationError(f"PageToken {token!r} is not valid", param="PageToken")
+    if not token.startswith(TOKEN_PREFIX):
+        raise invalid
+    body = token[len(TOKEN_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        key = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise invalid from None
+    if not isinstance(key, list) or not key:
+        raise invalid
+    return tuple(_decode_value(v) for v in key)
+
+
+def page_request(params: Params) -> PageRequest:
+    """Read `PageSize` (1–1000, default 50), `Page` and `PageToken`."""
+    size = params.integer("PageSize", minimum=1, maximum=MAX_PAGE_SIZE)
+    page = params.integer("Page", minimum=0)
+    token = params.text("PageToken") or None
+    after = decode_token(token) if token else None
+    return PageRequest(size or DEFAULT_PAGE_SIZE, page or 0, after, token)
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of objects and the key to continue after it (None on the last page)."""
+
+    items: list[T]
+    next_key: tuple[Any, ...] | None
+
+
+def cut_page(
+    candidates: Iterable[T], request: PageRequest, key: Callable[[T], tuple[Any, ...]]
+) -> Page[T]:
+    """The page of already sorted `candidates` that follows `request.after`.
+
+    `candidates` must be sorted by `key` ascending, starting after the token's key
+    (or from the beginning); the iterable is consumed only as far as needed.
+    """
+    skip = request.offset
+    items: list[T] = []
+    for item in candidates:
+        if skip:
+            skip -= 1
+            continue
+        if len(items) == request.page_size:
+            return Page(items, key(items[-1]))
+        items.append(item)
+    return Page(items, None)
+
+
+def page_in_memory(
+    objects: Iterable[T],
+    request: PageRequest,
+    key: Callable[[T], tuple[Any, ...]],
+    *,
+    descending: bool = False,
+) -> Page[T]:
+    """Sort `objects` by `key` and cut the requested page (for cached configuration)."""
+    ordered = sorted(objects, key=lambda o: _comparable(key(o)), reverse=descending)
+    if request.after is not None:
+        after = _comparable(request.after)
+        if descending:
+            ordered = [o for o in ordered if _comparable(key(o)) < after]
+        else:
+            ordered = [o for o in ordered if _comparable(key(o)) > after]
+    return cut_page(ordered, request, key)
+
+
+def _comparable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.timestamp() if isinstance(v, datetime) else v for v in key)
+
+
+def list_meta(
+    root_url: str,
+    path: str,
+    params: Params,
+    request: PageRequest,
+    key: str,
+    next_key: tuple[Any, ...] | None,
+) -> dict[str, Any]:
+    """The `meta` object: absolute URLs that repeat every active filter."""
+    filters = [(k, v) for k, v in params.items if k not in PAGING_PARAMS]
+    base = f"{root_url}{path}"
+
+    def url(page: int, token: str | None) -> str:
+        query = [*filters, ("PageSize", str(request.page_size)), ("Page", str(page))]
+        if token:
+            query.append(("PageToken", token))
+        return f"{base}?{urlencode(query)}"
+
+    next_url = url(request.page + 1, encode_token(next_key)) if next_key else None
+    previous_url = url(request.page - 1, None) if request.page > 0 else None
+    return {
+        "first_page_url": url(0, None),
+        "key": key,
+        "next_page_url": next_url,
+        "page": request.page,
+        "page_size": request.page_size,
+        "previous_page_url": previous_url,
+        "url": url(request.page, request.token),
+    }
+
+
+def list_body(key: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    return {key: records, "meta": meta}
+
+
+def keyset_filter(sort: Sequence[tuple[str, int]], after: Sequence[Any]) -> dict[str, Any]:
+    """A MongoDB filter for the documents after `after` in `sort` order.
+
+    `sort` is `[(field, 1 | -1), ...]` ending with `_id`, `after` the values of
+    those fields in the last document of the previous page. For
+    `[("date_created", 1), ("_id", 1)]` and `(d, "WT1")` it is
+    `{"$or": [{"date_created": {"$gt": d}}, {"date_created": d, "_id": {"$gt": "WT1"}}]}`.
+    """
+    if len(after) != len(sort):
+        raise DomainValidationError("PageToken does not fit this list", param="PageToken")
+    branches = []
+    for depth, (field, direction) in enumerate(sort):
+        branch = {name: after[i] for i, (name, _) in enumerate(sort[:depth])}
+        branch[field] = {"$gt" if direction > 0 else "$lt": after[depth]}
+        branches.append(branch)
+    return {"$or": branches}

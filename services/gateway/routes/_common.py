@@ -1,0 +1,94 @@
+"""Helpers every route module uses: parameters, path SIDs, list bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from services.gateway.context import Caller, Gateway
+from services.gateway.paging import Page, PageRequest, list_body, list_meta, page_in_memory
+from services.gateway.params import Params
+from shared.errors import NotFoundError
+from shared.models import Resource
+from shared.sids import is_sid
+
+T = TypeVar("T")
+
+
+async def form_params(request: Request) -> Params:
+    """The form-encoded body of a POST (empty when there is none)."""
+    return Params.from_multidict(await request.form())
+
+
+def query_params(request: Request) -> Params:
+    return Params.from_multidict(request.query_params)
+
+
+def path_sid(value: str, prefix: str, resource: str) -> str:
+    """A SID from the path; a malformed one is as unknown as a missing one (404)."""
+    if not is_sid(value, prefix):
+        raise NotFoundError(resource, value)
+    return value
+
+
+def created(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, 201, headers=headers)
+
+
+def ok(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, 200, headers=headers)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def etag(version: int) -> dict[str, str]:
+    """The ETag header of a versioned object: its version as a decimal string."""
+    return {"ETag": str(version)}
+
+
+def by_creation(resource: Resource) -> tuple[Any, ...]:
+    """Default list order: date_created, then SID."""
+    return (resource.date_created, resource.sid)
+
+
+def list_page(
+    gateway: Gateway,
+    request: Request,
+    params: Params,
+    paging: PageRequest,
+    key: str,
+    page: Page[T],
+    render: Callable[[T], dict[str, Any]],
+) -> JSONResponse:
+    """The list body of `page` with `meta` built from this request."""
+    meta = list_meta(
+        gateway.links.root, request.url.path, params, paging, key, page.next_key
+    )
+    return ok(list_body(key, [render(item) for item in page.items], meta))
+
+
+def cached_list(
+    gateway: Gateway,
+    request: Request,
+    params: Params,
+    paging: PageRequest,
+    key: str,
+    objects: Iterable[Resource],
+    render: Callable[[Any], dict[str, Any]],
+    *,
+    key_of: Callable[[Any], tuple[Any, ...]] = by_creation,
+    descending: bool = False,
+) -> JSONResponse:
+    """A list of cached configuration objects, by default in creation order."""
+    page = page_in_memory(objects, paging, key_of, descending=descending)
+    return list_page(gateway, request, params, paging, key, page, render)
+
+
+def event_source(caller: Caller) -> dict[str, Any]:
+    """The account and address recorded on events caused by this request."""
+    return {"account_sid": caller.account_sid, "source_ip_address": caller.ip_address}
