@@ -1,0 +1,22 @@
+"""Settings of the statistics service, read once at start-up."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from shared.settings import CommonSettings
+
+
+class StatisticsSettings(CommonSettings):
+    """How the statistics service reads the event stream."""
+
+    event_batch_size: int = Field(
+        256,
+        validation_alias=AliasChoices("STATISTICS_EVENT_BATCH_SIZE", "event_batch_size"),
+        description="Events fetched and counted in one commit at most.",
+    )
+    event_batch_wait: float = Field(
+        0.2,
+        validation_alias=AliasChoices("STATISTICS_EVENT_BATCH_WAIT", "event_batch_wait"),
+        description="Seconds to wait for a batch to fill before counting what came.",
+    )
