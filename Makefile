@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 ## Benchmarks; results are printed and written under .bench/.
 bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_expressions.py
+	$(BIN)/python tests/bench/bench_system.py
 
 clean:
 	rm -rf .data .bench .pytest_cache
