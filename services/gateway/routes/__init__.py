@@ -8,13 +8,24 @@ from fastapi import FastAPI
 
 from services.gateway.routes import (
     activities,
+    events,
+    reservations,
+    statistics,
     task_channels,
     task_queues,
+    tasks,
+    workers,
     workflows,
     workspaces,
 )
 
+# Statistics first: its literal segments must win over `/{sid}` routes.
+ROUTERS = (
+    statistics, workspaces, activities, task_channels, task_queues, workflows,
+    workers, reservations, tasks, events,
+)
+
 
 def register_routes(app: FastAPI) -> None:
-    for module in (workspaces, activities, task_channels, task_queues, workflows):
+    for module in ROUTERS:
         app.include_router(module.router)

@@ -9,6 +9,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from services.gateway.context import Caller, Gateway
+from shared.config_view import WorkspaceConfig
+from shared.subjects import QUEUE_DISPATCHER
 from services.gateway.paging import Page, PageRequest, list_body, list_meta, page_in_memory
 from services.gateway.params import Params
 from shared.errors import NotFoundError
@@ -92,3 +94,32 @@ def cached_list(
 def event_source(caller: Caller) -> dict[str, Any]:
     """The account and address recorded on events caused by this request."""
     return {"account_sid": caller.account_sid, "source_ip_address": caller.ip_address}
+
+
+def if_match(request: Request) -> str | None:
+    """The `If-Match` header as a bare version: quotes and a weak `W/` are dropped."""
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"') or None
+
+
+def command_base(config: WorkspaceConfig, caller: Caller) -> dict[str, Any]:
+    """The fields every command to another service carries."""
+    return {
+        "account_sid": caller.account_sid,
+        "workspace_sid": config.workspace.sid,
+        "actor_sid": caller.account_sid,
+        "source_ip_address": caller.ip_address,
+    }
+
+
+async def send(gateway: Gateway, config: WorkspaceConfig, command: Any) -> Any:
+    """Send a command to the queue-dispatcher and return its answer."""
+    return await gateway.runtime.commands.request(
+        QUEUE_DISPATCHER, command.action, command.model_dump(mode="json"),
+        workspace_sid=config.workspace.sid,
+    )
