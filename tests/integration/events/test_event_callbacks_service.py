@@ -1,0 +1,175 @@
+"""EventCallbackUrl webhooks: signed form POSTs, filters, retries, restarts, the guard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from events_support import (
+    ACCOUNT,
+    AUTH_TOKEN,
+    WORKSPACE,
+    eventually,
+    seed_configuration,
+    task_event,
+)
+from twilio.request_validator import RequestValidator
+
+from services.events.deliveries import DeliveryKind, WebhookDelivery
+from shared.models import utcnow
+from shared.storage import collections as c
+from shared.storage.mongo import open_database
+
+pytestmark = pytest.mark.integration
+
+
+async def _delivery(service, event_sid: str) -> WebhookDelivery | None:
+    return await service.deliveries.get(
+        WebhookDelivery.make_id(event_sid, DeliveryKind.EVENT_CALLBACK)
+    )
+
+
+async def test_event_callback_is_signed_form_post(
+    start_events_service, probe, receiver
+):
+    service = await start_events_service()
+    url = receiver.base_url + "/events?source=taskrouter"
+    await seed_configuration(service.runtime, event_callback_url=url)
+    event = task_event()
+
+    await probe.committer.commit([], [event])
+
+    request = await receiver.next()
+    assert request.path == "/events?source=taskrouter"
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert request.form["EventType"] == "task.created"
+    assert request.form["AccountSid"] == ACCOUNT
+    assert request.form["WorkspaceSid"] == WORKSPACE
+    assert request.form["WorkspaceName"] == "Support"
+    assert request.form["ResourceSid"] == event.resource_sid
+    assert request.form["TaskAttributes"] == '{"type": "support"}'
+    assert request.headers["I-Twilio-Idempotency-Token"]
+    signature = request.headers["X-Twilio-Signature"]
+    assert RequestValidator(AUTH_TOKEN).validate(url, request.form, signature)
+
+
+async def test_events_filter_selects_types(start_events_service, probe, receiver):
+    service = await start_events_service()
+    await seed_configuration(
+        service.runtime,
+        event_callback_url=receiver.base_url + "/ev",
+        events_filter="task.canceled, task.completed",
+    )
+
+    await probe.committer.commit(
+        [], [task_event("task.created"), task_event("task.canceled")]
+    )
+
+    request = await receiver.next()
+    assert request.form["EventType"] == "task.canceled"
+    assert await service.runtime.db[c.WEBHOOK_DELIVERIES].count_documents({}) == 1
+
+
+async def test_failing_receiver_gets_retries_with_one_token(
+    start_events_service, probe, receiver
+):
+    service = await start_events_service()
+    await seed_configuration(
+        service.runtime, event_callback_url=receiver.base_url + "/ev#rc=3&rp=5xx"
+    )
+    replies = iter([(503, "text/plain", b"busy"), (500, "text/plain", b"oops")])
+    receiver.reply = lambda request: next(replies, (204, "application/json", b""))
+    event = task_event()
+
+    await probe.committer.commit([], [event])
+
+    requests = [await receiver.next() for _ in range(3)]
+    assert len({r.headers["I-Twilio-Idempotency-Token"] for r in requests}) == 1
+    assert {r.form["Sid"] for r in requests} == {event.sid}
+
+    async def delivered():
+        found = await _delivery(service, event.sid)
+        return found if found and found.status == "delivered" else None
+
+    record = await eventually(delivered)
+    assert record.attempts == 3
+    assert record.last_error is None
+
+
+async def test_server_error_not_retried_by_default(
+    start_events_service, probe, receiver
+):
+    service = await start_events_service()
+    await seed_configuration(
+        service.runtime, event_callback_url=receiver.base_url + "/ev"
+    )
+    receiver.reply = lambda request: (500, "text/plain", b"oops")
+    event = task_event()
+
+    await probe.committer.commit([], [event])
+
+    async def failed():
+        found = await _delivery(service, event.sid)
+        return found if found and found.status == "failed" else None
+
+    record = await eventually(failed)
+    assert record.attempts == 1
+    assert record.last_error == "HTTP 500"
+    assert receiver.requests.qsize() == 1
+
+
+async def test_private_receiver_refused_unless_allowed(
+    start_events_service, probe, receiver
+):
+    service = await start_events_service(TASKROUTER_WEBHOOK_ALLOW_PRIVATE="false")
+    await seed_configuration(
+        service.runtime, event_callback_url=receiver.base_url + "/ev"
+    )
+    event = task_event()
+
+    await probe.committer.commit([], [event])
+
+    async def failed():
+        found = await _delivery(service, event.sid)
+        return found if found and found.status == "failed" else None
+
+    record = await eventually(failed)
+    assert "non-public address" in record.last_error
+    assert receiver.requests.empty()
+
+
+async def test_pending_delivery_is_sent_after_restart(
+    start_events_service, receiver, isolated_env
+):
+    # A delivery stored by a replica that went away before sending it; its claim expired.
+    event = task_event()
+    now = utcnow()
+    left_over = WebhookDelivery(
+        id=WebhookDelivery.make_id(event.sid, DeliveryKind.EVENT_CALLBACK),
+        kind=DeliveryKind.EVENT_CALLBACK,
+        event_sid=event.sid,
+        event_type=event.event_type,
+        account_sid=ACCOUNT,
+        workspace_sid=WORKSPACE,
+        url=receiver.base_url + "/ev",
+        params={"EventType": event.event_type, "Sid": event.sid},
+        idempotency_token="token-from-before",
+        next_attempt_at=now - timedelta(seconds=1),
+        created_at=now - timedelta(minutes=1),
+    )
+    async with open_database(
+        isolated_env["MONGODB_URL"], isolated_env["MONGODB_DATABASE"]
+    ) as db:
+        await db[c.WEBHOOK_DELIVERIES].insert_one(left_over.to_document())
+
+    service = await start_events_service()
+
+    request = await receiver.next()
+    assert request.form == {"EventType": "task.created", "Sid": event.sid}
+    assert request.headers["I-Twilio-Idempotency-Token"] == "token-from-before"
+
+    async def delivered():
+        found = await _delivery(service, event.sid)
+        return found if found and found.status == "delivered" else None
+
+    assert (await eventually(delivered)).attempts == 1
