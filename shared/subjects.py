@@ -19,6 +19,8 @@ Commands (request/reply, core NATS, never captured by a stream):
 
 The workspace token lets a partitioned service subscribe to its share.
 Readiness pings: `<prefix>.ping.<service>`.
+Gateway replicas broadcast credential changes and rate-limit counts to each other
+on `<prefix>.gateway.credentials-changed` and `<prefix>.gateway.rate-counts`.
 """
 
 from __future__ import annotations
@@ -87,3 +89,15 @@ class Subjects:
 
     def ping(self, service: str) -> str:
         return f"{self.prefix}.ping.{service}"
+
+    # -- gateway replicas (core NATS broadcasts, no queue group, no stream) ---
+    def credentials_changed(self) -> str:
+        """Broadcast when an account's token or an API key changes (e.g. revoked).
+
+        Every gateway replica drops the cached credentials named in the message.
+        """
+        return f"{self.prefix}.gateway.credentials-changed"
+
+    def rate_counts(self) -> str:
+        """Broadcast of one gateway replica's request counts, for shared rate limits."""
+        return f"{self.prefix}.gateway.rate-counts"
