@@ -16,7 +16,7 @@ class StatisticsSettings(CommonSettings):
         description="Events fetched and counted in one commit at most.",
     )
     event_batch_wait: float = Field(
-        0.2,
+        1.0,
         validation_alias=AliasChoices("STATISTICS_EVENT_BATCH_WAIT", "event_batch_wait"),
-        description="Seconds to wait for a batch to fill before counting what came.",
+        description="Longest wait for events in one fetch; whatever is there is taken at once.",
     )
