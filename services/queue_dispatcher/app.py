@@ -1,0 +1,56 @@
+"""Wiring of the queue-dispatcher: command handlers, configuration consumers, timers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.queue_dispatcher.dispatcher import Dispatcher
+from services.queue_dispatcher.handlers import register
+from services.queue_dispatcher.settings import DispatcherSettings
+from shared.config_view import is_configuration_event
+from shared.runtime import ServiceRuntime
+from shared.subjects import QUEUE_DISPATCHER
+from shared.timers import Clock, system_clock
+
+# Configuration event types the dispatcher follows, one durable consumer each:
+# a consumer has one filter subject, and `task-queue.>` / `workflow.>` would
+# also carry every task's routing events.
+CONFIGURATION_EVENTS = (
+    "workspace.>",
+    "activity.>",
+    "task-channel.>",
+    "task-queue.created",
+    "task-queue.updated",
+    "task-queue.deleted",
+    "task-queue.expression.updated",
+    "workflow.created",
+    "workflow.updated",
+    "workflow.deleted",
+)
+
+
+def build(
+    settings: DispatcherSettings, clock: Clock = system_clock
+) -> tuple[ServiceRuntime, Dispatcher]:
+    """The runtime with the dispatcher's handlers registered (not started)."""
+    runtime = ServiceRuntime(QUEUE_DISPATCHER, settings)
+    dispatcher = Dispatcher(runtime, clock)
+    register(runtime, dispatcher)
+    for event_type in CONFIGURATION_EVENTS:
+        _follow(runtime, dispatcher, event_type)
+
+    @runtime.on_ready
+    async def start_dispatching() -> None:
+        await dispatcher.load()
+        runtime.background(dispatcher.timers.run(), "dispatcher-timers")
+
+    return runtime, dispatcher
+
+
+def _follow(runtime: ServiceRuntime, dispatcher: Dispatcher, event_type: str) -> None:
+    durable = f"{QUEUE_DISPATCHER}-" + event_type.replace(".>", "").replace(".", "-")
+
+    @runtime.event_subscriber(durable=durable, filter_subject=runtime.subjects.events_matching(event_type=event_type))
+    async def on_configuration_event(body: dict[str, Any]) -> None:
+        if is_configuration_event(body["event_type"]):
+            await dispatcher.on_configuration_event(body["event_type"], body["workspace_sid"])

@@ -1,0 +1,232 @@
+"""The dispatcher's engine room: one writer per workspace, commits, timers, reloads.
+
+Every change of a workspace runs as a *decision* under that workspace's lock:
+the decision reads and changes the in-memory state, records its writes and
+events in a `Unit`, runs the matching passes it asked for, and hands the unit
+to the committer. The lock is released as soon as the unit is queued, so the
+next decision of the workspace can run while the store writes the previous
+one; the command is answered only once its own commit is durable.
+
+NOTE: a decision may therefore read state that a previous, still uncommitted
+decision produced. If that commit fails, every later write that depends on it
+fails too (their version filters no longer match), and the workspace is
+reloaded from the store before its next decision; a command is never answered
+as done unless its commit succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pymongo import DeleteMany
+
+from services.queue_dispatcher import repository
+from services.queue_dispatcher.config_sync import apply_configuration
+from services.queue_dispatcher.reservation_ops import expire_reservation
+from services.queue_dispatcher.settle import settle
+from services.queue_dispatcher.state import WorkspaceState
+from services.queue_dispatcher.task_ops import expire_task, ttl_due
+from services.queue_dispatcher.unit import SYSTEM, Actor, Unit
+from shared.config_view import ConfigView, WorkspaceConfig
+from shared.errors import NotFoundError, TaskRouterError
+from shared.models import ReservationStatus, TaskStatus
+from shared.runtime import ServiceRuntime
+from shared.storage import collections as c
+from shared.storage.committer import Write
+from shared.timers import Clock, Timers, system_clock
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+TimerKey = tuple[str, str, str]  # (kind, workspace_sid, sid)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One workspace: its lock, its state, and its commits still in flight."""
+
+    workspace_sid: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    state: WorkspaceState | None = None
+    stale: bool = False
+    inflight: set[asyncio.Future[None]] = field(default_factory=set)
+
+
+class Dispatcher:
+    """Runs decisions per workspace and keeps their timers."""
+
+    def __init__(self, runtime: ServiceRuntime, clock: Clock = system_clock) -> None:
+        self.runtime = runtime
+        self.db = runtime.db
+        self.view = ConfigView(runtime.db)
+        self.clock = clock
+        self.timers: Timers[TimerKey] = Timers(self._on_timer, clock)
+        self.loaded = asyncio.Event()
+        self._slots: dict[str, _Slot] = {}
+
+    # -- start-up ---------------------------------------------------------------------
+    async def load(self) -> None:
+        """Read every workspace's live state and arm its timers (before readiness)."""
+        await repository.ensure_indexes(self.db)
+        sids = await self.view.load_all()
+        configs = {sid: cfg for sid in sids if (cfg := self.view.cached(sid)) is not None}
+        states = await repository.load_states(self.db, configs)
+        for sid, state in states.items():
+            slot = self._slots.setdefault(sid, _Slot(sid))
+            slot.state = state
+            self._arm_timers(state)
+        self.loaded.set()
+        for sid in states:
+            await self.execute(sid, _match_everything)
+        logger.info("dispatcher state loaded", extra={"workspaces": len(states)})
+
+    def state(self, workspace_sid: str) -> WorkspaceState | None:
+        """The in-memory state of a loaded workspace (for tests and diagnostics)."""
+        slot = self._slots.get(workspace_sid)
+        return None if slot is None else slot.state
+
+    # -- decisions ----------------------------------------------------------------------
+    async def execute(
+        self,
+        workspace_sid: str,
+        decide: Callable[[Unit], R],
+        actor: Actor = SYSTEM,
+        prepare: Callable[[WorkspaceState], Awaitable[None]] | None = None,
+    ) -> R:
+        """Run `decide` as one decision of the workspace; returns its result once durable."""
+        await self.loaded.wait()
+        slot = self._slots.setdefault(workspace_sid, _Slot(workspace_sid))
+        async with slot.lock:
+            state = await self._ready_state(slot)
+            if prepare is not None:
+                await prepare(state)
+            unit = Unit(state, self.clock(), actor)
+            try:
+                result = decide(unit)
+                settle(unit)
+            except TaskRouterError:
+                slot.stale = slot.stale or unit.touched
+                raise
+            except Exception:
+                slot.stale = True
+                raise
+            future = self._commit(slot, unit)
+        if future is not None:
+            try:
+                await future
+            except TaskRouterError:
+                slot.stale = True
+                raise
+        return result
+
+    def _commit(self, slot: _Slot, unit: Unit) -> asyncio.Future[None] | None:
+        for timer in unit.timers:
+            self.timers.schedule((timer.kind, timer.workspace_sid, timer.sid), timer.due)
+        if not unit.touched and not unit.events:
+            return None
+        future = asyncio.ensure_future(self.runtime.committer.commit(unit.writes(), unit.events))
+        slot.inflight.add(future)
+        future.add_done_callback(slot.inflight.discard)
+        return future
+
+    async def _ready_state(self, slot: _Slot) -> WorkspaceState:
+        """The slot's state, loaded on first use and reloaded after a failed commit."""
+        if slot.state is not None and not slot.stale:
+            return slot.state
+        if slot.inflight:
+            await asyncio.gather(*slot.inflight, return_exceptions=True)
+        config = await self.view.get(slot.workspace_sid)
+        if config is None:
+            self._slots.pop(slot.workspace_sid, None)
+            raise NotFoundError("Workspace", slot.workspace_sid)
+        if slot.stale:
+            logger.warning("reloading workspace after a failed decision",
+                           extra={"workspace_sid": slot.workspace_sid})
+        slot.state = await repository.load_state(self.db, config)
+        slot.stale = False
+        self._arm_timers(slot.state)
+        return slot.state
+
+    async def refresh_configuration(self, workspace_sid: str) -> None:
+        """Reload the workspace's configuration now (a reference it did not know yet).
+
+        Call only while holding the workspace's lock (from a `prepare` step).
+        """
+        slot = self._slots.get(workspace_sid)
+        config = await self.view.refresh(workspace_sid)
+        if slot is None or slot.state is None or config is None:
+            return
+        self._apply_config_locked(slot, config)
+
+    def _apply_config_locked(self, slot: _Slot, config: WorkspaceConfig) -> None:
+        assert slot.state is not None
+        unit = Unit(slot.state, self.clock())
+        apply_configuration(unit, config)
+        settle(unit)
+        self._commit(slot, unit)
+
+    # -- configuration events -------------------------------------------------------------
+    async def on_configuration_event(self, event_type: str, workspace_sid: str) -> None:
+        """Follow a change the gateway made; idempotent, so redelivery is harmless."""
+        await self.loaded.wait()
+        slot = self._slots.get(workspace_sid)
+        if event_type == "workspace.deleted":
+            await self._drop_workspace(workspace_sid, slot)
+            return
+        if slot is None:
+            await self.view.refresh(workspace_sid)
+            return
+        async with slot.lock:
+            config = await self.view.refresh(workspace_sid)
+            if config is None:
+                await self._drop_workspace(workspace_sid, None)
+            elif slot.state is not None and not slot.stale:
+                self._apply_config_locked(slot, config)
+
+    async def _drop_workspace(self, workspace_sid: str, slot: _Slot | None) -> None:
+        """The workspace is gone: forget it and delete its workers, tasks and reservations."""
+        if slot is not None:
+            async with slot.lock:
+                await asyncio.gather(*slot.inflight, return_exceptions=True)
+                self._slots.pop(workspace_sid, None)
+        await self.view.refresh(workspace_sid)
+        where = {"workspace_sid": workspace_sid}
+        writes = [Write(name, DeleteMany(where)) for name in (c.RESERVATIONS, c.TASKS, c.WORKERS)]
+        await self.runtime.committer.commit(writes)
+        logger.info("workspace dropped", extra={"workspace_sid": workspace_sid})
+
+    # -- timers -----------------------------------------------------------------------------
+    def _arm_timers(self, state: WorkspaceState) -> None:
+        for reservation in state.reservations.values():
+            if reservation.reservation_status is ReservationStatus.PENDING and reservation.timeout_at:
+                self.timers.schedule(("reservation", state.sid, reservation.sid), reservation.timeout_at)
+        for task in state.tasks.values():
+            if task.status in (TaskStatus.PENDING, TaskStatus.RESERVED):
+                self.timers.schedule(("task", state.sid, task.sid), ttl_due(task))
+
+    async def _on_timer(self, key: TimerKey) -> None:
+        kind, workspace_sid, sid = key
+        if workspace_sid not in self._slots:
+            return
+        if kind == "reservation":
+            await self.execute(workspace_sid, lambda unit: expire_reservation(unit, sid))
+        elif kind == "task":
+            await self.execute(workspace_sid, lambda unit: expire_task(unit, sid))
+
+
+def _match_everything(unit: Unit) -> None:
+    """A matching pass over every waiting task and every worker (after a restart)."""
+    for task_sid, task in unit.state.tasks.items():
+        if task.is_waiting:
+            unit.match_task(task_sid)
+    for worker_sid in unit.state.workers:
+        unit.match_worker(worker_sid)
+
+
+def reply_of(model: Any) -> dict[str, Any]:
+    """A resource as a command reply."""
+    return model.model_dump(mode="json")
