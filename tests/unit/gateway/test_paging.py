@@ -1,0 +1,91 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from services.gateway.paging import (
+    PageRequest,
+    decode_token,
+    encode_token,
+    keyset_filter,
+    list_meta,
+    page_in_memory,
+    page_request,
+)
+from services.gateway.params import Params
+from shared.errors import DomainValidationError
+
+MOMENT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_token_round_trips_dates_and_sids():
+    token = encode_token((MOMENT, "WA1"))
+    assert token.startswith("PA")
+    assert decode_token(token) == (MOMENT, "WA1")
+
+
+@pytest.mark.parametrize("token", ["XYZ", "PA!!!", "PAbm90IGpzb24", "PAW10"], ids=[
+    "foreign-prefix", "not-base64", "not-json", "empty-key"])
+def test_decode_token_refuses_foreign_tokens(token):
+    with pytest.raises(DomainValidationError) as caught:
+        decode_token(token)
+    assert caught.value.param == "PageToken"
+
+
+@pytest.mark.parametrize("size", ["0", "1001", "x"])
+def test_page_size_must_be_between_1_and_1000(size):
+    with pytest.raises(DomainValidationError):
+        page_request(Params([("PageSize", size)]))
+
+
+def test_page_request_defaults():
+    assert page_request(Params([])) == PageRequest(50, 0, None, None)
+
+
+def test_page_in_memory_continues_after_the_token():
+    items = [(MOMENT, f"WA{i}") for i in range(5)]
+    first = page_in_memory(items, PageRequest(page_size=2), lambda x: x)
+    assert first.items == items[:2] and first.next_key == items[1]
+    second = page_in_memory(items, PageRequest(2, 1, first.next_key), lambda x: x)
+    assert second.items == items[2:4]
+    last = page_in_memory(items, PageRequest(2, 2, second.next_key), lambda x: x)
+    assert last.items == items[4:] and last.next_key is None
+
+
+def test_page_in_memory_descending():
+    items = [(i, "x") for i in range(4)]
+    first = page_in_memory(items, PageRequest(page_size=3), lambda x: x, descending=True)
+    assert [i for i, _ in first.items] == [3, 2, 1]
+    rest = page_in_memory(items, PageRequest(3, 1, first.next_key), lambda x: x, descending=True)
+    assert [i for i, _ in rest.items] == [0]
+
+
+def test_page_by_index_without_token_skips_pages():
+    page = page_in_memory(list(range(10)), PageRequest(3, 2), lambda x: (x,))
+    assert page.items == [6, 7, 8]
+
+
+def test_keyset_filter_for_mixed_directions():
+    assert keyset_filter([("priority", -1), ("_id", -1)], (5, "WT1")) == {"$or": [
+        {"priority": {"$lt": 5}},
+        {"priority": 5, "_id": {"$lt": "WT1"}},
+    ]}
+
+
+def test_meta_repeats_filters_and_links_pages():
+    params = Params([("AssignmentStatus", "pending,reserved"), ("PageSize", "2"), ("Page", "1"),
+                     ("PageToken", "PAabc")])
+    request = PageRequest(2, 1, (1,), "PAabc")
+    meta = list_meta("https://tr.example", "/v1/Workspaces/WS1/Tasks", params, request, "tasks",
+                     (MOMENT, "WT9"))
+    base = "https://tr.example/v1/Workspaces/WS1/Tasks?AssignmentStatus=pending%2Creserved"
+    assert meta["url"] == f"{base}&PageSize=2&Page=1&PageToken=PAabc"
+    assert meta["first_page_url"] == f"{base}&PageSize=2&Page=0"
+    assert meta["previous_page_url"] == f"{base}&PageSize=2&Page=0"
+    assert meta["next_page_url"] == f"{base}&PageSize=2&Page=2&PageToken=" + encode_token(
+        (MOMENT, "WT9"))
+    assert (meta["key"], meta["page"], meta["page_size"]) == ("tasks", 1, 2)
+
+
+def test_meta_of_a_single_page_has_no_neighbours():
+    meta = list_meta("http://h", "/v1/Workspaces", Params([]), PageRequest(), "workspaces", None)
+    assert meta["next_page_url"] is None and meta["previous_page_url"] is None
