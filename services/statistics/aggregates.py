@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.events import Event
-
 from services.statistics.windows import floor_hour, floor_minute
+from shared.events import Event
 
 WORKSPACE = "workspace"
 TASK_QUEUE = "task_queue"
@@ -96,7 +95,9 @@ class Duration:
     @property
     def average(self) -> int:
         """Mean rounded to whole seconds, halves up; 0 when empty."""
-        return 0 if self.count == 0 else (2 * self.total + self.count) // (2 * self.count)
+        return (
+            0 if self.count == 0 else (2 * self.total + self.count) // (2 * self.count)
+        )
 
     def to_fields(self) -> dict[str, int]:
         """The API's `{avg, min, max, total}`; all zero when there is nothing."""
@@ -165,7 +166,10 @@ class Delta:
         delta = cls(counters=dict(doc.get("c") or {}))
         for name, d in (doc.get("d") or {}).items():
             delta.durations[name] = Duration(
-                int(d.get("total", 0)), int(d.get("count", 0)), d.get("min"), d.get("max")
+                int(d.get("total", 0)),
+                int(d.get("count", 0)),
+                d.get("min"),
+                d.get("max"),
             )
         for name, histogram in (doc.get("h") or {}).items():
             delta.histograms[name] = {int(k): int(n) for k, n in histogram.items()}
@@ -194,8 +198,14 @@ class BucketKey:
     def document_id(self) -> str:
         epoch_minute = int(self.start.timestamp()) // 60
         return "|".join(
-            (self.granularity, self.workspace_sid, self.scope, self.scope_sid,
-             self.channel, str(epoch_minute))
+            (
+                self.granularity,
+                self.workspace_sid,
+                self.scope,
+                self.scope_sid,
+                self.channel,
+                str(epoch_minute),
+            )
         )
 
     def identity(self) -> dict[str, Any]:
@@ -238,7 +248,11 @@ class ActivityInterval:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> ActivityInterval:
         return cls(
-            doc["ws"], doc["sid"], doc["activity_sid"], doc["start"], doc["t"],
+            doc["ws"],
+            doc["sid"],
+            doc["activity_sid"],
+            doc["start"],
+            doc["t"],
             doc["_id"].removeprefix("iv|"),
         )
 
@@ -248,7 +262,9 @@ def event_delta(event: Event) -> Delta | None:
     """What `event` adds to each of its scopes' buckets; None if it counts nothing."""
     data = event.event_data
     delta = Delta()
-    counter = RESERVATION_COUNTERS.get(event.event_type) or TASK_COUNTERS.get(event.event_type)
+    counter = RESERVATION_COUNTERS.get(event.event_type) or TASK_COUNTERS.get(
+        event.event_type
+    )
     if counter is None:
         return None
     delta.count(counter)
@@ -259,7 +275,10 @@ def event_delta(event: Event) -> Delta | None:
         delta.file_wait(ACCEPTED, wait)
         entered = _ms_time(data.get("task_queue_entered_date"))
         if entered is not None:
-            delta.measure(WAIT_IN_QUEUE_UNTIL_ACCEPTED, _seconds_between(entered, event.event_date))
+            delta.measure(
+                WAIT_IN_QUEUE_UNTIL_ACCEPTED,
+                _seconds_between(entered, event.event_date),
+            )
     if event.event_type == "task.canceled" and created is not None:
         wait = _seconds_between(created, event.event_date)
         delta.measure(WAIT_UNTIL_CANCELED, wait)
@@ -284,12 +303,17 @@ def event_bucket_keys(event: Event) -> Iterator[BucketKey]:
     channel = event.event_data.get("task_channel_sid") or NO_CHANNEL
     moment = event.event_date
     for scope, scope_sid in event_scopes(event):
-        for granularity, start in (("m", floor_minute(moment)), ("h", floor_hour(moment))):
-            yield BucketKey(granularity, event.workspace_sid, scope, scope_sid, channel, start)
+        for granularity, start in (
+            ("m", floor_minute(moment)),
+            ("h", floor_hour(moment)),
+        ):
+            yield BucketKey(
+                granularity, event.workspace_sid, scope, scope_sid, channel, start
+            )
 
 
 def activity_interval(event: Event) -> ActivityInterval | None:
-    """The interval a `worker.activity.update` closes, from its previous-activity fields."""
+    """The interval a `worker.activity.update` closes (previous-activity fields)."""
     if event.event_type != "worker.activity.update":
         return None
     data = event.event_data
@@ -303,8 +327,12 @@ def activity_interval(event: Event) -> ActivityInterval | None:
         return None
     end = event.event_date
     return ActivityInterval(
-        event.workspace_sid, worker_sid, previous,
-        end - timedelta(milliseconds=spent_ms), end, event.sid,
+        event.workspace_sid,
+        worker_sid,
+        previous,
+        end - timedelta(milliseconds=spent_ms),
+        end,
+        event.sid,
     )
 
 

@@ -7,17 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.bus import command_reply
-from shared.config_view import ConfigView
-from shared.runtime import ServiceRuntime
-from shared.subjects import STATISTICS
-from shared.timers import system_clock
-
 from services.statistics.consumer import EventConsumer
 from services.statistics.handlers import StatisticsHandlers
 from services.statistics.realtime import RealtimeState
 from services.statistics.settings import StatisticsSettings
 from services.statistics.store import StatisticsStore
+from shared.bus import command_reply
+from shared.config_view import ConfigView
+from shared.runtime import ServiceRuntime
+from shared.subjects import STATISTICS
+from shared.timers import system_clock
 
 QUERY_ACTION = "statistics.query"
 
@@ -34,7 +33,9 @@ def build(
     """The runtime with the statistics handlers registered (not started)."""
     runtime = ServiceRuntime(STATISTICS, settings)
     seen_retention = timedelta(days=settings.event_stream_max_age_days + 1)
-    store = StatisticsStore(runtime.db, runtime.committer, seen_retention=seen_retention)
+    store = StatisticsStore(
+        runtime.db, runtime.committer, seen_retention=seen_retention
+    )
     handlers = StatisticsHandlers(RealtimeState(), store, ConfigView(runtime.db), clock)
     consumer = EventConsumer(
         settings.nats_url,

@@ -73,7 +73,9 @@ class EventConsumer:
         subscription = await self._connection.jetstream().pull_subscribe(
             self._filter, durable=self._durable, stream=self._stream, config=config
         )
-        self._task = asyncio.create_task(self._run(subscription), name=f"consume-{self._durable}")
+        self._task = asyncio.create_task(
+            self._run(subscription), name=f"consume-{self._durable}"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -86,7 +88,9 @@ class EventConsumer:
     async def _run(self, subscription: Any) -> None:
         while True:
             try:
-                messages = await subscription.fetch(batch=self._batch_size, timeout=self._wait)
+                messages = await subscription.fetch(
+                    batch=self._batch_size, timeout=self._wait
+                )
             except TimeoutError:  # also nats.errors.TimeoutError, a subclass
                 continue
             except asyncio.CancelledError:
@@ -104,7 +108,10 @@ class EventConsumer:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("event batch failed; it will be redelivered", extra={"count": len(messages)})
+            logger.exception(
+                "event batch failed; it will be redelivered",
+                extra={"count": len(messages)},
+            )
             await asyncio.gather(*(m.nak(delay=self._retry_delay) for m in messages))
             return
         await asyncio.gather(*(m.ack() for m in messages))

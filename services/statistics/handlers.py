@@ -18,15 +18,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.commands import StatisticsQuery
-from shared.config_view import ConfigView, WorkspaceConfig, is_configuration_event
-from shared.errors import ConflictError, DomainValidationError
-from shared.events import Event
-
 from services.statistics.aggregates import ActivityInterval, BucketBatch
 from services.statistics.queries import StatisticsQueries
 from services.statistics.realtime import RealtimeState
 from services.statistics.store import StatisticsStore
+from shared.commands import StatisticsQuery
+from shared.config_view import ConfigView, WorkspaceConfig, is_configuration_event
+from shared.errors import ConflictError, DomainValidationError
+from shared.events import Event
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,9 @@ class StatisticsHandlers:
         async for worker in self.store.workers():
             self.state.load_worker(worker)
             workers += 1
-        logger.info("statistics state loaded", extra={"open_tasks": tasks, "workers": workers})
+        logger.info(
+            "statistics state loaded", extra={"open_tasks": tasks, "workers": workers}
+        )
 
     async def on_events(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Follow and count a batch of event envelopes, in order."""
@@ -80,7 +81,9 @@ class StatisticsHandlers:
         try:
             query = StatisticsQuery.model_validate(body)
         except ValidationError as exc:
-            raise DomainValidationError(f"malformed statistics query: {exc.errors()[0]['msg']}") from None
+            raise DomainValidationError(
+                f"malformed statistics query: {exc.errors()[0]['msg']}"
+            ) from None
         return await self.queries.answer(query)
 
     # -- steps -----------------------------------------------------------------------
@@ -107,11 +110,17 @@ class StatisticsHandlers:
         if worker is None:
             return None
         return ActivityInterval(
-            event.workspace_sid, worker.sid, worker.activity_sid, worker.activity_since,
-            event.event_date, event.sid,
+            event.workspace_sid,
+            worker.sid,
+            worker.activity_sid,
+            worker.activity_since,
+            event.event_date,
+            event.sid,
         )
 
-    async def _count(self, events: list[Event], closed: dict[str, ActivityInterval]) -> None:
+    async def _count(
+        self, events: list[Event], closed: dict[str, ActivityInterval]
+    ) -> None:
         """Count events not counted before; retry when a repeat raced in meanwhile."""
         for attempt in range(1, _COMMIT_ATTEMPTS + 1):
             unseen = await self.store.unseen(e.sid for e in events)

@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.commands import StatisticsQuery
-from shared.config_view import ConfigView, WorkspaceConfig
-from shared.errors import DomainValidationError, NotFoundError
-from shared.models import Activity
-from shared.sids import SidPrefix, is_sid
-
 from services.statistics import aggregates as agg
 from services.statistics import reports
 from services.statistics.aggregates import Delta
 from services.statistics.realtime import RealtimeState, WorkerState
 from services.statistics.store import StatisticsStore
 from services.statistics.windows import Window, parse_window
+from shared.commands import StatisticsQuery
+from shared.config_view import ConfigView, WorkspaceConfig
+from shared.errors import DomainValidationError, NotFoundError
+from shared.models import Activity
+from shared.sids import SidPrefix, is_sid
 
 MAX_BULK_QUEUES = 50
 
@@ -58,11 +57,16 @@ class _Context:
 
     @property
     def ids(self) -> dict[str, str]:
-        return {"account_sid": self.config.workspace.account_sid, "workspace_sid": self.workspace_sid}
+        return {
+            "account_sid": self.config.workspace.account_sid,
+            "workspace_sid": self.workspace_sid,
+        }
 
     @property
     def activities(self) -> list[Activity]:
-        return sorted(self.config.activities.values(), key=lambda a: (a.date_created, a.sid))
+        return sorted(
+            self.config.activities.values(), key=lambda a: (a.date_created, a.sid)
+        )
 
     def window(self) -> Window:
         return parse_window(self.params, self.now)
@@ -75,7 +79,11 @@ class StatisticsQueries:
     """Answers every statistics route from memory and the store."""
 
     def __init__(
-        self, state: RealtimeState, store: StatisticsStore, config: ConfigView, clock: Clock
+        self,
+        state: RealtimeState,
+        store: StatisticsStore,
+        config: ConfigView,
+        clock: Clock,
     ) -> None:
         self._state = state
         self._store = store
@@ -132,7 +140,9 @@ class StatisticsQueries:
         workers = self._state.workers(ctx.workspace_sid).values()
         figures = reports.task_figures(self._tasks(ctx), ctx.now)
         figures["total_workers"] = len(workers)
-        figures["activity_statistics"] = reports.activity_statistics(workers, ctx.activities)
+        figures["activity_statistics"] = reports.activity_statistics(
+            workers, ctx.activities
+        )
         return figures
 
     async def _workspace_cumulative_figures(self, ctx: _Context) -> dict[str, Any]:
@@ -141,7 +151,9 @@ class StatisticsQueries:
             ctx.workspace_sid, agg.WORKSPACE, window, channel_sid=ctx.channel_sid
         )
         totals = sums.get(ctx.workspace_sid) or Delta()
-        return reports.cumulative_figures(totals, reports.WORKSPACE_SHAPE, window, ctx.thresholds())
+        return reports.cumulative_figures(
+            totals, reports.WORKSPACE_SHAPE, window, ctx.thresholds()
+        )
 
     # -- task queues -----------------------------------------------------------------
     async def _task_queue(self, ctx: _Context) -> dict[str, Any]:
@@ -152,7 +164,11 @@ class StatisticsQueries:
 
     async def _task_queue_realtime(self, ctx: _Context) -> dict[str, Any]:
         queue_sid = self._queue_sid(ctx)
-        return {**ctx.ids, "task_queue_sid": queue_sid, **self._queue_realtime(ctx, queue_sid)}
+        return {
+            **ctx.ids,
+            "task_queue_sid": queue_sid,
+            **self._queue_realtime(ctx, queue_sid),
+        }
 
     async def _task_queue_cumulative(self, ctx: _Context) -> dict[str, Any]:
         queue_sid = self._queue_sid(ctx)
@@ -162,9 +178,11 @@ class StatisticsQueries:
         return {**ctx.ids, "task_queue_sid": queue_sid, **figures}
 
     async def _task_queues(self, ctx: _Context) -> list[dict[str, Any]]:
-        """Combined statistics of every queue (with `friendly_name`, only those named so)."""
+        """Combined statistics of every queue, or of those named `friendly_name`."""
         name = ctx.params.get("friendly_name")
-        queues = sorted(ctx.config.queues.values(), key=lambda q: (q.date_created, q.sid))
+        queues = sorted(
+            ctx.config.queues.values(), key=lambda q: (q.date_created, q.sid)
+        )
         sids = [q.sid for q in queues if name in (None, "") or q.friendly_name == name]
         window = ctx.window()
         sums = await self._queue_sums(ctx, window, sids) if sids else {}
@@ -178,7 +196,11 @@ class StatisticsQueries:
             figures.pop("longest_relative_task_age_in_queue")
             figures.pop("longest_relative_task_sid_in_queue")
             data.append({"task_queue_sid": sid, **figures})
-        return {**ctx.ids, "task_queue_data": data, "task_queue_response_count": len(data)}
+        return {
+            **ctx.ids,
+            "task_queue_data": data,
+            "task_queue_response_count": len(data),
+        }
 
     def _queue_sid(self, ctx: _Context) -> str:
         sid = ctx.query.resource_sid or ctx.params.get("task_queue_sid") or ""
@@ -190,7 +212,10 @@ class StatisticsQueries:
         self, ctx: _Context, window: Window, sids: Sequence[str]
     ) -> dict[str, Delta]:
         return await self._store.sum_buckets(
-            ctx.workspace_sid, agg.TASK_QUEUE, window, scope_sids=sids,
+            ctx.workspace_sid,
+            agg.TASK_QUEUE,
+            window,
+            scope_sids=sids,
             channel_sid=ctx.channel_sid,
         )
 
@@ -219,7 +244,9 @@ class StatisticsQueries:
         figures["total_available_workers"] = reports.available_workers(
             eligible, ctx.activities, ctx.channel_sid
         )
-        figures["activity_statistics"] = reports.activity_statistics(eligible, ctx.activities)
+        figures["activity_statistics"] = reports.activity_statistics(
+            eligible, ctx.activities
+        )
         return figures
 
     def _eligible(self, ctx: _Context, queue_sid: str) -> list[WorkerState]:
@@ -253,7 +280,9 @@ class StatisticsQueries:
             raise NotFoundError("Workflow", sid)
         return sid
 
-    def _workflow_realtime_figures(self, ctx: _Context, workflow_sid: str) -> dict[str, Any]:
+    def _workflow_realtime_figures(
+        self, ctx: _Context, workflow_sid: str
+    ) -> dict[str, Any]:
         tasks = (t for t in self._tasks(ctx) if t.workflow_sid == workflow_sid)
         return reports.task_figures(tasks, ctx.now)
 
@@ -262,11 +291,16 @@ class StatisticsQueries:
     ) -> dict[str, Any]:
         window = ctx.window()
         sums = await self._store.sum_buckets(
-            ctx.workspace_sid, agg.WORKFLOW, window, scope_sids=[workflow_sid],
+            ctx.workspace_sid,
+            agg.WORKFLOW,
+            window,
+            scope_sids=[workflow_sid],
             channel_sid=ctx.channel_sid,
         )
         totals = sums.get(workflow_sid) or Delta()
-        return reports.cumulative_figures(totals, reports.WORKFLOW_SHAPE, window, ctx.thresholds())
+        return reports.cumulative_figures(
+            totals, reports.WORKFLOW_SHAPE, window, ctx.thresholds()
+        )
 
     # -- workers ---------------------------------------------------------------------
     async def _workers(self, ctx: _Context) -> dict[str, Any]:
@@ -290,7 +324,10 @@ class StatisticsQueries:
             raise NotFoundError("Worker", worker_sid)
         window = ctx.window()
         sums = await self._store.sum_buckets(
-            ctx.workspace_sid, agg.WORKER, window, scope_sids=[worker_sid],
+            ctx.workspace_sid,
+            agg.WORKER,
+            window,
+            scope_sids=[worker_sid],
             channel_sid=ctx.channel_sid,
         )
         intervals = await self._store.intervals(ctx.workspace_sid, window, [worker_sid])
@@ -327,7 +364,10 @@ class StatisticsQueries:
         else:
             sids = [w.sid for w in selected]
             sums = await self._store.sum_buckets(
-                ctx.workspace_sid, agg.WORKER, window, scope_sids=sids,
+                ctx.workspace_sid,
+                agg.WORKER,
+                window,
+                scope_sids=sids,
                 channel_sid=ctx.channel_sid,
             )
             intervals = await self._store.intervals(ctx.workspace_sid, window, sids)
@@ -359,7 +399,11 @@ class StatisticsQueries:
             eligible = self._state.eligible_workers(ctx.workspace_sid, queue_sid)
             workers = [w for w in workers if w.sid in eligible]
         if queue_name:
-            named = [q.sid for q in ctx.config.queues.values() if q.friendly_name == queue_name]
+            named = [
+                q.sid
+                for q in ctx.config.queues.values()
+                if q.friendly_name == queue_name
+            ]
             eligible = set().union(
                 *(self._state.eligible_workers(ctx.workspace_sid, sid) for sid in named)
             )
@@ -408,19 +452,23 @@ def _channel_sid(config: WorkspaceConfig, key: Any) -> str | None:
         return channel.sid
     if is_sid(key, SidPrefix.TASK_CHANNEL):
         return str(key)
-    raise DomainValidationError(f"TaskChannel {key!r} does not exist", param="TaskChannel")
+    raise DomainValidationError(
+        f"TaskChannel {key!r} does not exist", param="TaskChannel"
+    )
 
 
 def _bulk_queue_sids(value: Any) -> list[str]:
     sids = value if isinstance(value, list) else []
     if not 1 <= len(sids) <= MAX_BULK_QUEUES:
         raise DomainValidationError(
-            f"QueueSids must list 1 to {MAX_BULK_QUEUES} task queue SIDs, got {len(sids)}",
+            f"QueueSids must list 1 to {MAX_BULK_QUEUES} task queue SIDs, "
+            f"got {len(sids)}",
             param="QueueSids",
         )
     for sid in sids:
         if not is_sid(sid, SidPrefix.TASK_QUEUE):
             raise DomainValidationError(
-                f"QueueSids holds a malformed task queue SID: {sid!r}", param="QueueSids"
+                f"QueueSids holds a malformed task queue SID: {sid!r}",
+                param="QueueSids",
             )
     return sids

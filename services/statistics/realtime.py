@@ -29,13 +29,22 @@ from typing import Any
 import orjson
 
 from shared.events import Event
-from shared.expressions import CompiledExpression, ExpressionError, ExpressionKind
-from shared.expressions import compile_expression
+from shared.expressions import (
+    CompiledExpression,
+    ExpressionError,
+    ExpressionKind,
+    compile_expression,
+)
 from shared.models import Task, TaskStatus, Worker
 
 logger = logging.getLogger(__name__)
 
-OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.RESERVED, TaskStatus.ASSIGNED, TaskStatus.WRAPPING)
+OPEN_STATUSES = (
+    TaskStatus.PENDING,
+    TaskStatus.RESERVED,
+    TaskStatus.ASSIGNED,
+    TaskStatus.WRAPPING,
+)
 # NOTE: a reserved task is still waiting for a worker to accept it, so it counts
 # for `longest_task_waiting_*` (as Flex's queue view counts "waiting" tasks).
 WAITING_STATUSES = (TaskStatus.PENDING, TaskStatus.RESERVED)
@@ -128,11 +137,20 @@ class RealtimeState:
         if task.assignment_status not in OPEN_STATUSES:
             self._close_task(task.workspace_sid, task.sid)
             return
-        self._put_task(OpenTask(
-            task.sid, task.workspace_sid, str(task.assignment_status), task.priority,
-            task.task_queue_sid, task.workflow_sid, task.task_channel_sid,
-            task.date_created, task.task_queue_entered_date, task.version,
-        ))
+        self._put_task(
+            OpenTask(
+                task.sid,
+                task.workspace_sid,
+                str(task.assignment_status),
+                task.priority,
+                task.task_queue_sid,
+                task.workflow_sid,
+                task.task_channel_sid,
+                task.date_created,
+                task.task_queue_entered_date,
+                task.version,
+            )
+        )
 
     def load_worker(self, worker: Worker) -> None:
         """Take a worker from the dispatcher's collection (start-up snapshot)."""
@@ -140,15 +158,22 @@ class RealtimeState:
             ch.task_channel_sid: ChannelState(ch.available, ch.configured_capacity)
             for ch in worker.channels
         }
-        self._put_worker(WorkerState(
-            worker.sid, worker.workspace_sid, worker.friendly_name,
-            _attributes(worker.attributes), worker.activity_sid,
-            worker.date_status_changed, worker.version, channels,
-        ))
+        self._put_worker(
+            WorkerState(
+                worker.sid,
+                worker.workspace_sid,
+                worker.friendly_name,
+                _attributes(worker.attributes),
+                worker.activity_sid,
+                worker.date_status_changed,
+                worker.version,
+                channels,
+            )
+        )
 
     # -- events -------------------------------------------------------------------
     def apply_event(self, event: Event) -> None:
-        """Bring the state up to date with one event; stale or repeated ones do nothing."""
+        """Follow one event; a stale or repeated one changes nothing."""
         data = event.event_data
         if data.get("task_sid") and data.get("task_assignment_status"):
             self._apply_task_event(event)
@@ -167,13 +192,20 @@ class RealtimeState:
         if status not in OPEN_STATUSES or event.event_type in _TASK_GONE_EVENTS:
             self._close_task(event.workspace_sid, sid)
             return
-        self._put_task(OpenTask(
-            sid, event.workspace_sid, status, _int(data.get("task_priority"), 0),
-            data.get("task_queue_sid"), data.get("workflow_sid"),
-            data.get("task_channel_sid"),
-            _ms_time(data.get("task_date_created")) or event.event_date,
-            _ms_time(data.get("task_queue_entered_date")), version,
-        ))
+        self._put_task(
+            OpenTask(
+                sid,
+                event.workspace_sid,
+                status,
+                _int(data.get("task_priority"), 0),
+                data.get("task_queue_sid"),
+                data.get("workflow_sid"),
+                data.get("task_channel_sid"),
+                _ms_time(data.get("task_date_created")) or event.event_date,
+                _ms_time(data.get("task_queue_entered_date")),
+                version,
+            )
+        )
 
     def _apply_worker_event(self, event: Event) -> None:
         data = event.event_data
@@ -201,7 +233,9 @@ class RealtimeState:
         if known is not None and known.activity_sid == activity_sid:
             since = known.activity_since
         channels = dict(known.channels) if known is not None else {}
-        if data.get("worker_channel_available") is not None and data.get("task_channel_sid"):
+        if data.get("worker_channel_available") is not None and data.get(
+            "task_channel_sid"
+        ):
             previous = channels.get(data["task_channel_sid"]) or ChannelState()
             channels[data["task_channel_sid"]] = ChannelState(
                 data["worker_channel_available"] == "true",
@@ -209,12 +243,19 @@ class RealtimeState:
             )
         attributes = (
             _attributes(data["worker_attributes"])
-            if "worker_attributes" in data else (known.attributes if known else {})
+            if "worker_attributes" in data
+            else (known.attributes if known else {})
         )
         name = data.get("worker_name") or (known.friendly_name if known else "")
         return WorkerState(
-            data["worker_sid"], event.workspace_sid, name, attributes, activity_sid,
-            since, version, channels,
+            data["worker_sid"],
+            event.workspace_sid,
+            name,
+            attributes,
+            activity_sid,
+            since,
+            version,
+            channels,
         )
 
     # -- tasks and workers ----------------------------------------------------------
@@ -240,7 +281,9 @@ class RealtimeState:
         ws.workers[worker.sid] = worker
         if known is None or known.attributes != worker.attributes:
             for queue_sid, (_, expression) in ws.queue_expressions.items():
-                _set_membership(ws.eligible.setdefault(queue_sid, set()), worker, expression)
+                _set_membership(
+                    ws.eligible.setdefault(queue_sid, set()), worker, expression
+                )
 
     def _remove_worker(self, workspace_sid: str, sid: str) -> None:
         ws = self._ws(workspace_sid)
@@ -257,7 +300,7 @@ class RealtimeState:
 
     # -- queues -----------------------------------------------------------------------
     def set_queues(self, workspace_sid: str, target_workers: dict[str, str]) -> None:
-        """Set the queues of a workspace (SID -> TargetWorkers); recompute what changed."""
+        """Set a workspace's queues (SID -> TargetWorkers); recompute what changed."""
         ws = self._ws(workspace_sid)
         for queue_sid in set(ws.queue_expressions) - set(target_workers):
             del ws.queue_expressions[queue_sid]
@@ -287,7 +330,10 @@ def _compile_target(queue_sid: str, text: str) -> CompiledExpression | None:
     try:
         return compile_expression(text, ExpressionKind.WORKER)
     except ExpressionError:
-        logger.warning("task queue expression does not compile", extra={"task_queue_sid": queue_sid})
+        logger.warning(
+            "task queue expression does not compile",
+            extra={"task_queue_sid": queue_sid},
+        )
         return None
 
 

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.models import Activity
-
 from services.statistics import aggregates as agg
 from services.statistics.aggregates import ActivityInterval, Delta
-from services.statistics.realtime import OPEN_STATUSES, WAITING_STATUSES, OpenTask
-from services.statistics.realtime import WorkerState
+from services.statistics.realtime import (
+    OPEN_STATUSES,
+    WAITING_STATUSES,
+    OpenTask,
+    WorkerState,
+)
 from services.statistics.windows import Window
+from shared.models import Activity
 
 RESERVATION_FIELDS = tuple(agg.RESERVATION_COUNTERS.values())
 
@@ -41,14 +44,21 @@ def task_figures(
             continue
         if oldest is None or _by_created(task) < _by_created(oldest):
             oldest = task
-        if in_queue and task.queue_entered is not None and (
-            oldest_in_queue is None or _by_entered(task) < _by_entered(oldest_in_queue)
+        if (
+            in_queue
+            and task.queue_entered is not None
+            and (
+                oldest_in_queue is None
+                or _by_entered(task) < _by_entered(oldest_in_queue)
+            )
         ):
             oldest_in_queue = task
     figures: dict[str, Any] = {
         "total_tasks": total,
         "tasks_by_status": by_status,
-        "tasks_by_priority": dict(sorted(by_priority.items(), key=lambda kv: int(kv[0]))),
+        "tasks_by_priority": dict(
+            sorted(by_priority.items(), key=lambda kv: int(kv[0]))
+        ),
         "longest_task_waiting_age": _age(oldest.created if oldest else None, now),
         "longest_task_waiting_sid": oldest.sid if oldest else None,
     }
@@ -64,7 +74,7 @@ def task_figures(
 def activity_statistics(
     workers: Iterable[WorkerState], activities: Sequence[Activity]
 ) -> list[dict[str, Any]]:
-    """One `{sid, friendly_name, workers}` per activity of the workspace, zeros included."""
+    """One `{sid, friendly_name, workers}` per activity, zeros included."""
     counts = {activity.sid: 0 for activity in activities}
     for worker in workers:
         if worker.activity_sid in counts:
@@ -76,7 +86,9 @@ def activity_statistics(
 
 
 def available_workers(
-    workers: Iterable[WorkerState], activities: Sequence[Activity], channel_sid: str | None
+    workers: Iterable[WorkerState],
+    activities: Sequence[Activity],
+    channel_sid: str | None,
 ) -> int:
     """Workers in an available activity (and, with a channel, with that channel on)."""
     available = {a.sid for a in activities if a.available}
@@ -99,7 +111,7 @@ def _age(since: datetime | None, now: datetime) -> int:
     return max(0, int((now - since).total_seconds()))
 
 
-# -- cumulative ---------------------------------------------------------------------------
+# -- cumulative ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CumulativeShape:
     """Which cumulative fields one scope answers with."""
@@ -111,8 +123,14 @@ class CumulativeShape:
 
 
 WORKSPACE_SHAPE = CumulativeShape(
-    ("tasks_created", "tasks_canceled", "tasks_completed", "tasks_deleted", "tasks_moved",
-     "tasks_timed_out_in_workflow"),
+    (
+        "tasks_created",
+        "tasks_canceled",
+        "tasks_completed",
+        "tasks_deleted",
+        "tasks_moved",
+        "tasks_timed_out_in_workflow",
+    ),
 )
 TASK_QUEUE_SHAPE = CumulativeShape(
     ("tasks_canceled", "tasks_completed", "tasks_deleted", "tasks_moved"),
@@ -120,17 +138,28 @@ TASK_QUEUE_SHAPE = CumulativeShape(
     wait_in_queue=True,
 )
 WORKFLOW_SHAPE = CumulativeShape(
-    ("tasks_canceled", "tasks_completed", "tasks_deleted", "tasks_moved",
-     "tasks_timed_out_in_workflow"),
+    (
+        "tasks_canceled",
+        "tasks_completed",
+        "tasks_deleted",
+        "tasks_moved",
+        "tasks_timed_out_in_workflow",
+    ),
     entered_counter="tasks_entered_workflow",
 )
 
 
 def cumulative_figures(
-    totals: Delta, shape: CumulativeShape, window: Window, thresholds: Sequence[int] | None
+    totals: Delta,
+    shape: CumulativeShape,
+    window: Window,
+    thresholds: Sequence[int] | None,
 ) -> dict[str, Any]:
     """Cumulative task and reservation figures of one scope over `window`."""
-    figures: dict[str, Any] = {"start_time": window.start_time, "end_time": window.end_time}
+    figures: dict[str, Any] = {
+        "start_time": window.start_time,
+        "end_time": window.end_time,
+    }
     figures.update(reservation_figures(totals))
     for name in shape.task_counters:
         figures[name] = totals.counters.get(name, 0)
@@ -139,7 +168,9 @@ def cumulative_figures(
     accepted = totals.duration(agg.WAIT_UNTIL_ACCEPTED)
     figures["avg_task_acceptance_time"] = accepted.average
     figures["wait_duration_until_accepted"] = accepted.to_fields()
-    figures["wait_duration_until_canceled"] = totals.duration(agg.WAIT_UNTIL_CANCELED).to_fields()
+    figures["wait_duration_until_canceled"] = totals.duration(
+        agg.WAIT_UNTIL_CANCELED
+    ).to_fields()
     if shape.wait_in_queue:
         figures["wait_duration_in_queue_until_accepted"] = totals.duration(
             agg.WAIT_IN_QUEUE_UNTIL_ACCEPTED
@@ -177,7 +208,7 @@ def split_by_wait_time(
     return result
 
 
-# -- activity durations -------------------------------------------------------------------
+# -- activity durations ----------------------------------------------------------------
 def clipped_seconds(start: datetime, end: datetime, window: Window) -> float | None:
     """Seconds of [start, end] inside `window`; None when they do not overlap."""
     if end < window.start or start > window.end:
@@ -190,15 +221,20 @@ def open_intervals(
 ) -> list[ActivityInterval]:
     """Each worker's current, still open activity interval, up to `now`."""
     return [
-        ActivityInterval(w.workspace_sid, w.sid, w.activity_sid, w.activity_since, now, "")
+        ActivityInterval(
+            w.workspace_sid, w.sid, w.activity_sid, w.activity_since, now, ""
+        )
         for w in workers
     ]
 
 
 def worker_activity_durations(
-    intervals: Iterable[ActivityInterval], activities: Sequence[Activity], window: Window
+    intervals: Iterable[ActivityInterval],
+    activities: Sequence[Activity],
+    window: Window,
 ) -> list[dict[str, Any]]:
-    """One worker: per activity, total of its clipped intervals, min/max/avg over them."""
+    """One worker: per activity, the total of its clipped intervals and
+    min/max/avg over them."""
     per_activity: dict[str, list[float]] = {a.sid: [] for a in activities}
     for interval in intervals:
         seconds = clipped_seconds(interval.start, interval.end, window)
@@ -208,7 +244,9 @@ def worker_activity_durations(
 
 
 def workers_activity_durations(
-    intervals: Iterable[ActivityInterval], activities: Sequence[Activity], window: Window
+    intervals: Iterable[ActivityInterval],
+    activities: Sequence[Activity],
+    window: Window,
 ) -> list[dict[str, Any]]:
     """Many workers: per activity, each worker's clipped total, then min/max/avg over
     the workers that spent time in it within the window, and the sum as total."""
@@ -225,7 +263,10 @@ def workers_activity_durations(
 def _duration_entry(activity: Activity, seconds: list[float]) -> dict[str, Any]:
     """`{sid, friendly_name, avg, min, max, total}` in whole seconds (truncated; avg
     rounded half up)."""
-    entry: dict[str, Any] = {"sid": activity.sid, "friendly_name": activity.friendly_name}
+    entry: dict[str, Any] = {
+        "sid": activity.sid,
+        "friendly_name": activity.friendly_name,
+    }
     if not seconds:
         return {**entry, "avg": 0, "min": 0, "max": 0, "total": 0}
     total = sum(seconds)

@@ -12,11 +12,15 @@ class StatisticsSettings(CommonSettings):
 
     event_batch_size: int = Field(
         256,
-        validation_alias=AliasChoices("STATISTICS_EVENT_BATCH_SIZE", "event_batch_size"),
+        validation_alias=AliasChoices(
+            "STATISTICS_EVENT_BATCH_SIZE", "event_batch_size"
+        ),
         description="Events fetched and counted in one commit at most.",
     )
     event_batch_wait: float = Field(
         1.0,
-        validation_alias=AliasChoices("STATISTICS_EVENT_BATCH_WAIT", "event_batch_wait"),
-        description="Longest wait for events in one fetch; whatever is there is taken at once.",
+        validation_alias=AliasChoices(
+            "STATISTICS_EVENT_BATCH_WAIT", "event_batch_wait"
+        ),
+        description="Longest wait of one fetch; events already there come at once.",
     )

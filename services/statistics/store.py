@@ -2,7 +2,8 @@
 
 Owned collections (this service is their only writer):
 
-    statistics_buckets  counter buckets `{_id, g: "m"|"h", ws, scope, sid, ch, t, c, d, h}`
+    statistics_buckets  counter buckets
+                        `{_id, g: "m"|"h", ws, scope, sid, ch, t, c, d, h}`
                         and activity intervals `{_id: "iv|<EV>", g: "iv", ws, scope:
                         "worker", sid, activity_sid, start, t: end}`; both expire after
                         32 days (`expire_at`)
@@ -25,14 +26,13 @@ from typing import Any
 from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.statistics.aggregates import WORKER, ActivityInterval, BucketBatch, Delta
+from services.statistics.realtime import OPEN_STATUSES
+from services.statistics.windows import Window, bucket_ranges
 from shared.models import Task, Worker
 from shared.storage import collections as c
 from shared.storage.committer import Committer, Write
 from shared.storage.mongo import translate_errors
-
-from services.statistics.aggregates import WORKER, ActivityInterval, BucketBatch, Delta
-from services.statistics.realtime import OPEN_STATUSES
-from services.statistics.windows import Window, bucket_ranges
 
 
 class StatisticsStore:
@@ -49,8 +49,13 @@ class StatisticsStore:
 
     async def ensure_indexes(self) -> None:
         await self._buckets.create_index(
-            [("ws", ASCENDING), ("scope", ASCENDING), ("g", ASCENDING), ("sid", ASCENDING),
-             ("t", ASCENDING)],
+            [
+                ("ws", ASCENDING),
+                ("scope", ASCENDING),
+                ("g", ASCENDING),
+                ("sid", ASCENDING),
+                ("t", ASCENDING),
+            ],
             name="by_scope_and_time",
         )
         await self._buckets.create_index("expire_at", expireAfterSeconds=0)
@@ -68,23 +73,32 @@ class StatisticsStore:
         seen = {doc["_id"] async for doc in cursor}
         return wanted - seen
 
-    async def record(self, event_sids: Iterable[str], batch: BucketBatch, now: datetime) -> None:
+    async def record(
+        self, event_sids: Iterable[str], batch: BucketBatch, now: datetime
+    ) -> None:
         """Add `batch` to the buckets and mark `event_sids` seen, in one commit.
 
         Raises ConflictError when one of the events was counted meanwhile.
         """
         writes = [
-            Write(c.STATISTICS_SEEN, InsertOne({"_id": sid, "at": now})) for sid in event_sids
+            Write(c.STATISTICS_SEEN, InsertOne({"_id": sid, "at": now}))
+            for sid in event_sids
         ]
         for key, delta in batch.deltas.items():
             update = {**delta.update_operators(), "$setOnInsert": key.identity()}
             writes.append(
-                Write(c.STATISTICS_BUCKETS, UpdateOne({"_id": key.document_id}, update, upsert=True))
+                Write(
+                    c.STATISTICS_BUCKETS,
+                    UpdateOne({"_id": key.document_id}, update, upsert=True),
+                )
             )
         for interval in batch.intervals:
             doc = interval.to_document()
             writes.append(
-                Write(c.STATISTICS_BUCKETS, ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+                Write(
+                    c.STATISTICS_BUCKETS,
+                    ReplaceOne({"_id": doc["_id"]}, doc, upsert=True),
+                )
             )
         if writes:
             await self._committer.commit(writes, [])
@@ -117,7 +131,10 @@ class StatisticsStore:
         return sums
 
     async def intervals(
-        self, workspace_sid: str, window: Window, worker_sids: Iterable[str] | None = None
+        self,
+        workspace_sid: str,
+        window: Window,
+        worker_sids: Iterable[str] | None = None,
     ) -> list[ActivityInterval]:
         """Closed activity intervals that overlap `window`."""
         query: dict[str, Any] = {
@@ -136,7 +153,7 @@ class StatisticsStore:
         for doc in docs:
             yield doc
 
-    # -- the dispatcher's state, read once at start ---------------------------------------
+    # -- the dispatcher's state, read once at start ------------------------------------
     async def open_tasks(self) -> AsyncIterator[Task]:
         query = {"assignment_status": {"$in": [str(s) for s in OPEN_STATUSES]}}
         async for doc in self._db[c.TASKS].find(query):

@@ -5,7 +5,8 @@ A query names its window with `minutes` (the last N minutes, default 15) or with
 Counters are kept per minute and per hour (see `aggregates`), so a window is read
 as whole hours in the middle and whole minutes at the edges:
 
-    10:58:30 .. 13:02:10  ->  minutes 10:58, 10:59 | hours 11:00, 12:00 | minutes 13:00..13:02
+    10:58:30 .. 13:02:10  ->  minutes 10:58, 10:59 | hours 11:00, 12:00
+                              | minutes 13:00 .. 13:02
 
 NOTE: the resolution is one minute. The minute holding the start and the minute
 holding the end count whole, so an event at 10:58:05 is inside the window above.
@@ -107,7 +108,9 @@ def _minutes(value: Any) -> int:
             f"Minutes must be a whole number, got {value!r}", param="Minutes"
         ) from None
     if minutes < 1:
-        raise DomainValidationError(f"Minutes must be positive, got {value!r}", param="Minutes")
+        raise DomainValidationError(
+            f"Minutes must be positive, got {value!r}", param="Minutes"
+        )
     return minutes
 
 

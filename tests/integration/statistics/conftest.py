@@ -19,7 +19,9 @@ async def start_statistics(isolated_env):
     started: list[StatisticsService] = []
 
     async def start(clock: Callable[[], datetime]) -> StatisticsService:
-        settings = load(StatisticsSettings, {**isolated_env, "STATISTICS_EVENT_BATCH_WAIT": "0.5"})
+        settings = load(
+            StatisticsSettings, {**isolated_env, "STATISTICS_EVENT_BATCH_WAIT": "0.5"}
+        )
         service = build(settings, clock)
         await service.runtime.start()
         started.append(service)
@@ -37,7 +39,7 @@ async def start_statistics(isolated_env):
 
 @pytest.fixture
 async def probe(isolated_env):
-    """Another service's runtime: publishes events through its committer, sends queries."""
+    """Another service's runtime: publishes events (committer), sends queries."""
     runtime = ServiceRuntime("probe", load(CommonSettings, isolated_env))
     await runtime.start()
     yield runtime

@@ -1,4 +1,4 @@
-"""Helpers for the statistics service tests: configuration, a clock, a scenario of events."""
+"""Helpers for the statistics service tests: configuration, clock, scenario."""
 
 from __future__ import annotations
 
@@ -11,10 +11,26 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.events import Event, make_event, reservation_data, task_data, worker_channel_data
-from shared.events import worker_data
-from shared.models import Activity, Reservation, Task, TaskChannel, TaskQueue, Worker
-from shared.models import TaskStatus, WorkerChannel, Workflow, Workspace
+from shared.events import (
+    Event,
+    make_event,
+    reservation_data,
+    task_data,
+    worker_channel_data,
+    worker_data,
+)
+from shared.models import (
+    Activity,
+    Reservation,
+    Task,
+    TaskChannel,
+    TaskQueue,
+    TaskStatus,
+    Worker,
+    WorkerChannel,
+    Workflow,
+    Workspace,
+)
 from shared.sids import worker_channel_sid
 from shared.storage import collections as c
 
@@ -43,33 +59,63 @@ class FakeClock:
 def _config_documents(base: datetime) -> dict[str, list[dict[str, Any]]]:
     common = {"account_sid": ACCOUNT, "workspace_sid": WORKSPACE}
     activities = [
-        Activity(sid=sid, friendly_name=name, available=available, date_created=base + timedelta(seconds=i), **common)
+        Activity(
+            sid=sid,
+            friendly_name=name,
+            available=available,
+            date_created=base + timedelta(seconds=i),
+            **common,
+        )
         for i, (sid, name, available) in enumerate(
-            [(OFFLINE, "Offline", False), (AVAILABLE, "Available", True), (BUSY, "Busy", False)]
+            [
+                (OFFLINE, "Offline", False),
+                (AVAILABLE, "Available", True),
+                (BUSY, "Busy", False),
+            ]
         )
     ]
     queues = [
-        TaskQueue(sid=SUPPORT_QUEUE, friendly_name="Support", target_workers="skill == 'support'",
-                  date_created=base, **common),
-        TaskQueue(sid=SALES_QUEUE, friendly_name="Sales", target_workers="1==1",
-                  date_created=base + timedelta(seconds=1), **common),
+        TaskQueue(
+            sid=SUPPORT_QUEUE,
+            friendly_name="Support",
+            target_workers="skill == 'support'",
+            date_created=base,
+            **common,
+        ),
+        TaskQueue(
+            sid=SALES_QUEUE,
+            friendly_name="Sales",
+            target_workers="1==1",
+            date_created=base + timedelta(seconds=1),
+            **common,
+        ),
     ]
     return {
-        c.WORKSPACES: [Workspace(sid=WORKSPACE, account_sid=ACCOUNT, friendly_name="Stats").to_document()],
+        c.WORKSPACES: [
+            Workspace(
+                sid=WORKSPACE, account_sid=ACCOUNT, friendly_name="Stats"
+            ).to_document()
+        ],
         c.ACTIVITIES: [a.to_document() for a in activities],
         c.TASK_CHANNELS: [
-            TaskChannel(sid=VOICE, friendly_name="Voice", unique_name="voice", **common).to_document(),
-            TaskChannel(sid=CHAT, friendly_name="Chat", unique_name="chat", **common).to_document(),
+            TaskChannel(
+                sid=VOICE, friendly_name="Voice", unique_name="voice", **common
+            ).to_document(),
+            TaskChannel(
+                sid=CHAT, friendly_name="Chat", unique_name="chat", **common
+            ).to_document(),
         ],
         c.TASK_QUEUES: [q.to_document() for q in queues],
         c.WORKFLOWS: [
-            Workflow(sid=WORKFLOW, friendly_name="Main", configuration="{}", **common).to_document()
+            Workflow(
+                sid=WORKFLOW, friendly_name="Main", configuration="{}", **common
+            ).to_document()
         ],
     }
 
 
 async def seed_configuration(db: AsyncDatabase[Any], base: datetime) -> None:
-    """Write what the gateway owns: workspace, activities, channels, queues, workflow."""
+    """Write the gateway's configuration: workspace, activities, queues, ..."""
     for collection, docs in _config_documents(base).items():
         await db[collection].insert_many(docs)
 
@@ -86,27 +132,50 @@ class Scenario:
     def at(self, seconds: float) -> datetime:
         return self.base + timedelta(seconds=seconds)
 
-    def _emit(self, event_type: str, resource_type: str, resource_sid: str, t: float,
-              data: dict[str, Any]) -> Event:
+    def _emit(
+        self,
+        event_type: str,
+        resource_type: str,
+        resource_sid: str,
+        t: float,
+        data: dict[str, Any],
+    ) -> Event:
         event = make_event(
-            event_type, account_sid=ACCOUNT, workspace_sid=WORKSPACE,
-            resource_type=resource_type, resource_sid=resource_sid, at=self.at(t), data=data,
+            event_type,
+            account_sid=ACCOUNT,
+            workspace_sid=WORKSPACE,
+            resource_type=resource_type,
+            resource_sid=resource_sid,
+            at=self.at(t),
+            data=data,
         )
         self.events.append(event)
         return event
 
     # -- workers -------------------------------------------------------------------
-    def create_worker(self, sid: str, name: str, skill: str, activity: tuple[str, str], t: float) -> None:
+    def create_worker(
+        self, sid: str, name: str, skill: str, activity: tuple[str, str], t: float
+    ) -> None:
         channels = [
-            WorkerChannel(sid=worker_channel_sid(sid, tc), task_channel_sid=tc,
-                          task_channel_unique_name=name_)
+            WorkerChannel(
+                sid=worker_channel_sid(sid, tc),
+                task_channel_sid=tc,
+                task_channel_unique_name=name_,
+            )
             for tc, name_ in ((VOICE, "voice"), (CHAT, "chat"))
         ]
         worker = Worker(
-            sid=sid, account_sid=ACCOUNT, workspace_sid=WORKSPACE, friendly_name=name,
-            attributes=f'{{"skill": "{skill}"}}', activity_sid=activity[0],
-            activity_name=activity[1], available=activity[0] == AVAILABLE,
-            date_status_changed=self.at(t), channels=channels, date_created=self.at(t),
+            sid=sid,
+            account_sid=ACCOUNT,
+            workspace_sid=WORKSPACE,
+            friendly_name=name,
+            attributes=f'{{"skill": "{skill}"}}',
+            activity_sid=activity[0],
+            activity_name=activity[1],
+            available=activity[0] == AVAILABLE,
+            date_status_changed=self.at(t),
+            channels=channels,
+            date_created=self.at(t),
         )
         self.workers[sid] = worker
         self._emit("worker.created", "worker", sid, t, worker_data(worker))
@@ -134,19 +203,33 @@ class Scenario:
         worker_channel.available = available
         worker.version += 1
         self._emit(
-            "worker.channel.availability.update", "worker", sid, t,
+            "worker.channel.availability.update",
+            "worker",
+            sid,
+            t,
             worker_channel_data(worker, worker_channel),
         )
 
     # -- tasks ---------------------------------------------------------------------
     def create_task(
-        self, sid: str, channel: str, priority: int, queue: str, t: float,
+        self,
+        sid: str,
+        channel: str,
+        priority: int,
+        queue: str,
+        t: float,
         entered: float | None = None,
     ) -> None:
         task = Task(
-            sid=sid, account_sid=ACCOUNT, workspace_sid=WORKSPACE, priority=priority,
-            task_channel_sid=channel, task_channel_unique_name="voice" if channel == VOICE else "chat",
-            workflow_sid=WORKFLOW, workflow_friendly_name="Main", date_created=self.at(t),
+            sid=sid,
+            account_sid=ACCOUNT,
+            workspace_sid=WORKSPACE,
+            priority=priority,
+            task_channel_sid=channel,
+            task_channel_unique_name="voice" if channel == VOICE else "chat",
+            workflow_sid=WORKFLOW,
+            workflow_friendly_name="Main",
+            date_created=self.at(t),
         )
         self.tasks[sid] = task
         self._task_event("task.created", sid, t)
@@ -163,7 +246,9 @@ class Scenario:
         self._task_event("task-queue.moved", sid, t)
         self.enter_queue(sid, to_queue, t)
 
-    def set_status(self, sid: str, status: str, event_type: str | None, t: float) -> None:
+    def set_status(
+        self, sid: str, status: str, event_type: str | None, t: float
+    ) -> None:
         task = self.tasks[sid]
         task.assignment_status = TaskStatus(status)
         task.version += 1
@@ -175,35 +260,47 @@ class Scenario:
         task = self.tasks[task_sid]
         reservation = Reservation(
             sid="WR" + task_sid[2:10] + worker_sid[2:10] + f"{len(self.events):016x}",
-            account_sid=ACCOUNT, workspace_sid=WORKSPACE, task_sid=task_sid,
-            worker_sid=worker_sid, worker_name=self.workers[worker_sid].friendly_name,
-            task_channel_sid=task.task_channel_sid, task_queue_sid=task.task_queue_sid,
+            account_sid=ACCOUNT,
+            workspace_sid=WORKSPACE,
+            task_sid=task_sid,
+            worker_sid=worker_sid,
+            worker_name=self.workers[worker_sid].friendly_name,
+            task_channel_sid=task.task_channel_sid,
+            task_queue_sid=task.task_queue_sid,
             workflow_sid=WORKFLOW,
         )
         self._reservation_event("reservation.created", reservation, t)
         return reservation
 
-    def end_reservation(self, reservation: Reservation, event_type: str, task_status: str, t: float) -> None:
+    def end_reservation(
+        self, reservation: Reservation, event_type: str, task_status: str, t: float
+    ) -> None:
         self.set_status(reservation.task_sid, task_status, None, t)
         self._reservation_event(event_type, reservation, t)
 
     def _task_event(self, event_type: str, sid: str, t: float) -> None:
         self._emit(event_type, "task", sid, t, task_data(self.tasks[sid], self.at(t)))
 
-    def _reservation_event(self, event_type: str, reservation: Reservation, t: float) -> None:
+    def _reservation_event(
+        self, event_type: str, reservation: Reservation, t: float
+    ) -> None:
         task = self.tasks[reservation.task_sid]
         worker = self.workers[reservation.worker_sid]
         data = reservation_data(reservation, task, worker, self.at(t))
         self._emit(event_type, "reservation", reservation.sid, t, data)
 
-    # -- what the dispatcher's collections hold at the end -------------------------------
+    # -- what the dispatcher's collections hold at the end -----------------------------
     async def write_dispatcher_state(self, db: AsyncDatabase[Any]) -> None:
         await db[c.TASKS].insert_many([t.to_document() for t in self.tasks.values()])
-        await db[c.WORKERS].insert_many([w.to_document() for w in self.workers.values()])
+        await db[c.WORKERS].insert_many(
+            [w.to_document() for w in self.workers.values()]
+        )
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "condition"
+    condition: Callable[[], Awaitable[bool]],
+    timeout: float = 15.0,
+    what: str = "condition",
 ) -> None:
     """Poll `condition` until it holds; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

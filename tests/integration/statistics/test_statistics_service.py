@@ -23,8 +23,20 @@ from typing import Any
 import nats
 import pytest
 from statistics_support import (
-    ACCOUNT, AVAILABLE, BUSY, CHAT, OFFLINE, SALES_QUEUE, SUPPORT_QUEUE, VOICE, WORKFLOW,
-    WORKSPACE, FakeClock, Scenario, seed_configuration, wait_until,
+    ACCOUNT,
+    AVAILABLE,
+    BUSY,
+    CHAT,
+    OFFLINE,
+    SALES_QUEUE,
+    SUPPORT_QUEUE,
+    VOICE,
+    WORKFLOW,
+    WORKSPACE,
+    FakeClock,
+    Scenario,
+    seed_configuration,
+    wait_until,
 )
 
 from services.statistics.windows import floor_minute
@@ -101,10 +113,15 @@ async def wait_counted(service, events) -> None:
     await wait_until(counted, what="events counted")
 
 
-async def ask(probe: ServiceRuntime, route: str, resource_sid: str | None = None, **params: Any):
+async def ask(
+    probe: ServiceRuntime, route: str, resource_sid: str | None = None, **params: Any
+):
     query = StatisticsQuery(
-        account_sid=ACCOUNT, workspace_sid=WORKSPACE, route=route,
-        resource_sid=resource_sid, params=params,
+        account_sid=ACCOUNT,
+        workspace_sid=WORKSPACE,
+        route=route,
+        resource_sid=resource_sid,
+        params=params,
     )
     return await probe.commands.request(
         STATISTICS, "statistics.query", query.model_dump(), workspace_sid=WORKSPACE
@@ -119,7 +136,9 @@ def activities(offline: int, available: int, busy: int) -> list[dict[str, Any]]:
     ]
 
 
-def durations(offline: dict, available: dict, busy: dict = ZERO) -> list[dict[str, Any]]:
+def durations(
+    offline: dict, available: dict, busy: dict = ZERO
+) -> list[dict[str, Any]]:
     return [
         {"sid": OFFLINE, "friendly_name": "Offline", **offline},
         {"sid": AVAILABLE, "friendly_name": "Available", **available},
@@ -135,11 +154,16 @@ def window(base, start: int = -300, end: int = 600) -> dict[str, str]:
     }
 
 
-def reservations(created=0, accepted=0, rejected=0, timed_out=0, canceled=0, rescinded=0):
+def reservations(
+    created=0, accepted=0, rejected=0, timed_out=0, canceled=0, rescinded=0
+):
     return {
-        "reservations_created": created, "reservations_accepted": accepted,
-        "reservations_rejected": rejected, "reservations_timed_out": timed_out,
-        "reservations_canceled": canceled, "reservations_rescinded": rescinded,
+        "reservations_created": created,
+        "reservations_accepted": accepted,
+        "reservations_rejected": rejected,
+        "reservations_timed_out": timed_out,
+        "reservations_canceled": canceled,
+        "reservations_rescinded": rescinded,
     }
 
 
@@ -147,16 +171,24 @@ def workspace_cumulative(base) -> dict[str, Any]:
     return {
         **window(base),
         **reservations(created=4, accepted=2, rejected=1, timed_out=1),
-        "tasks_created": 5, "tasks_canceled": 1, "tasks_completed": 1, "tasks_deleted": 0,
-        "tasks_moved": 1, "tasks_timed_out_in_workflow": 0,
+        "tasks_created": 5,
+        "tasks_canceled": 1,
+        "tasks_completed": 1,
+        "tasks_deleted": 0,
+        "tasks_moved": 1,
+        "tasks_timed_out_in_workflow": 0,
         "avg_task_acceptance_time": 49,
         "wait_duration_until_accepted": {"avg": 49, "min": 8, "max": 90, "total": 98},
         "wait_duration_until_canceled": {"avg": 40, "min": 40, "max": 40, "total": 40},
         "split_by_wait_time": {
-            "10": {"above": {"tasks_canceled": 1, "reservations_accepted": 1},
-                   "below": {"tasks_canceled": 0, "reservations_accepted": 1}},
-            "60": {"above": {"tasks_canceled": 0, "reservations_accepted": 1},
-                   "below": {"tasks_canceled": 1, "reservations_accepted": 1}},
+            "10": {
+                "above": {"tasks_canceled": 1, "reservations_accepted": 1},
+                "below": {"tasks_canceled": 0, "reservations_accepted": 1},
+            },
+            "60": {
+                "above": {"tasks_canceled": 0, "reservations_accepted": 1},
+                "below": {"tasks_canceled": 1, "reservations_accepted": 1},
+            },
         },
     }
 
@@ -176,12 +208,20 @@ def support_cumulative(base) -> dict[str, Any]:
     return {
         **window(base),
         **reservations(created=3, accepted=1, rejected=1, timed_out=1),
-        "tasks_entered": 4, "tasks_canceled": 1, "tasks_completed": 1, "tasks_deleted": 0,
+        "tasks_entered": 4,
+        "tasks_canceled": 1,
+        "tasks_completed": 1,
+        "tasks_deleted": 0,
         "tasks_moved": 1,
         "avg_task_acceptance_time": 90,
         "wait_duration_until_accepted": {"avg": 90, "min": 90, "max": 90, "total": 90},
         "wait_duration_until_canceled": {"avg": 40, "min": 40, "max": 40, "total": 40},
-        "wait_duration_in_queue_until_accepted": {"avg": 90, "min": 90, "max": 90, "total": 90},
+        "wait_duration_in_queue_until_accepted": {
+            "avg": 90,
+            "min": 90,
+            "max": 90,
+            "total": 90,
+        },
         "split_by_wait_time": None,
     }
 
@@ -216,16 +256,20 @@ WORKERS_DURATIONS = durations(
 )
 
 
-# -- workspace --------------------------------------------------------------------------
+# -- workspace -------------------------------------------------------------------------
 async def test_workspace_statistics_give_exact_figures(running, probe, base):
     answer = await ask(probe, "workspace", split_by_wait_time=[10, 60])
 
     assert answer == {
-        **IDS, "cumulative": workspace_cumulative(base), "realtime": WORKSPACE_REALTIME
+        **IDS,
+        "cumulative": workspace_cumulative(base),
+        "realtime": WORKSPACE_REALTIME,
     }
 
 
-async def test_workspace_realtime_and_cumulative_routes_match_combined(running, probe, base):
+async def test_workspace_realtime_and_cumulative_routes_match_combined(
+    running, probe, base
+):
     realtime = await ask(probe, "workspace.realtime")
     cumulative = await ask(probe, "workspace.cumulative", split_by_wait_time="10,60")
 
@@ -261,12 +305,17 @@ async def test_cumulative_window_counts_whole_minutes_and_clips_activity_time(
     workers = await ask(probe, "workers.cumulative", start_date=start, end_date=end)
 
     # Minute 0 counts whole (events up to 59 s); the timeout at 60 s is outside.
-    assert answer["start_time"], answer["end_time"] == window(base, -60, 50).values()
+    assert {k: answer[k] for k in ("start_time", "end_time")} == window(base, -60, 50)
     assert {k: answer[k] for k in reservations()} == reservations(
         created=3, accepted=1, rejected=1
     )
     assert answer["tasks_canceled"] == 1
-    assert answer["wait_duration_until_accepted"] == {"avg": 8, "min": 8, "max": 8, "total": 8}
+    assert answer["wait_duration_until_accepted"] == {
+        "avg": 8,
+        "min": 8,
+        "max": 8,
+        "total": 8,
+    }
     # Activity time is clipped to the exact window [base - 60 s, base + 50 s].
     assert workers["activity_durations"] == durations(
         offline={"avg": 50, "min": 50, "max": 50, "total": 50},
@@ -281,10 +330,19 @@ async def test_cumulative_window_after_the_tasks_is_all_zero(running, probe, bas
     workers = await ask(probe, "workers", start_date=start)
 
     assert answer == {
-        **IDS, "workflow_sid": WORKFLOW, **window(base, 240, 600), **reservations(),
-        "tasks_entered": 0, "tasks_canceled": 0, "tasks_completed": 0, "tasks_deleted": 0,
-        "tasks_moved": 0, "tasks_timed_out_in_workflow": 0, "avg_task_acceptance_time": 0,
-        "wait_duration_until_accepted": ZERO, "wait_duration_until_canceled": ZERO,
+        **IDS,
+        "workflow_sid": WORKFLOW,
+        **window(base, 240, 600),
+        **reservations(),
+        "tasks_entered": 0,
+        "tasks_canceled": 0,
+        "tasks_completed": 0,
+        "tasks_deleted": 0,
+        "tasks_moved": 0,
+        "tasks_timed_out_in_workflow": 0,
+        "avg_task_acceptance_time": 0,
+        "wait_duration_until_accepted": ZERO,
+        "wait_duration_until_canceled": ZERO,
         "split_by_wait_time": None,
     }
     assert workers["cumulative"]["activity_durations"] == durations(
@@ -303,28 +361,45 @@ async def test_start_date_older_than_30_days_is_refused(running, probe, base):
     assert caught.value.param == "StartDate"
 
 
-# -- task queues ------------------------------------------------------------------------
+# -- task queues -----------------------------------------------------------------------
 async def test_task_queue_statistics_give_exact_figures(running, probe, base):
     answer = await ask(probe, "task_queue", SUPPORT_QUEUE)
     sales = await ask(probe, "task_queue.realtime", SALES_QUEUE)
-    sales_cumulative = await ask(probe, "task_queue.cumulative", SALES_QUEUE, split_by_wait_time=[7])
+    sales_cumulative = await ask(
+        probe, "task_queue.cumulative", SALES_QUEUE, split_by_wait_time=[7]
+    )
 
     assert answer == {
-        **IDS, "task_queue_sid": SUPPORT_QUEUE,
-        "cumulative": support_cumulative(base), "realtime": SUPPORT_REALTIME,
+        **IDS,
+        "task_queue_sid": SUPPORT_QUEUE,
+        "cumulative": support_cumulative(base),
+        "realtime": SUPPORT_REALTIME,
     }
     assert sales == {**IDS, "task_queue_sid": SALES_QUEUE, **SALES_REALTIME}
     assert sales_cumulative == {
-        **IDS, "task_queue_sid": SALES_QUEUE, **window(base),
+        **IDS,
+        "task_queue_sid": SALES_QUEUE,
+        **window(base),
         **reservations(created=1, accepted=1),
-        "tasks_entered": 2, "tasks_canceled": 0, "tasks_completed": 0, "tasks_deleted": 0,
-        "tasks_moved": 0, "avg_task_acceptance_time": 8,
+        "tasks_entered": 2,
+        "tasks_canceled": 0,
+        "tasks_completed": 0,
+        "tasks_deleted": 0,
+        "tasks_moved": 0,
+        "avg_task_acceptance_time": 8,
         "wait_duration_until_accepted": {"avg": 8, "min": 8, "max": 8, "total": 8},
         "wait_duration_until_canceled": ZERO,
-        "wait_duration_in_queue_until_accepted": {"avg": 6, "min": 6, "max": 6, "total": 6},
+        "wait_duration_in_queue_until_accepted": {
+            "avg": 6,
+            "min": 6,
+            "max": 6,
+            "total": 6,
+        },
         "split_by_wait_time": {
-            "7": {"above": {"tasks_canceled": 0, "reservations_accepted": 1},
-                  "below": {"tasks_canceled": 0, "reservations_accepted": 0}},
+            "7": {
+                "above": {"tasks_canceled": 0, "reservations_accepted": 1},
+                "below": {"tasks_canceled": 0, "reservations_accepted": 0},
+            },
         },
     }
 
@@ -347,8 +422,10 @@ async def test_task_queues_list_filters_by_friendly_name(running, probe, base):
 
     assert [item["task_queue_sid"] for item in every] == [SUPPORT_QUEUE, SALES_QUEUE]
     assert every[0] == {
-        **IDS, "task_queue_sid": SUPPORT_QUEUE,
-        "cumulative": support_cumulative(base), "realtime": SUPPORT_REALTIME,
+        **IDS,
+        "task_queue_sid": SUPPORT_QUEUE,
+        "cumulative": support_cumulative(base),
+        "realtime": SUPPORT_REALTIME,
     }
     assert [item["task_queue_sid"] for item in sales] == [SALES_QUEUE]
     assert sales[0]["realtime"] == SALES_REALTIME
@@ -368,11 +445,20 @@ async def test_bulk_realtime_answers_unknown_queues_with_zeros(running, probe):
         "task_queue_data": [
             {"task_queue_sid": SALES_QUEUE, **sales},
             {
-                "task_queue_sid": unknown, "total_tasks": 0,
-                "tasks_by_status": {"pending": 0, "reserved": 0, "assigned": 0, "wrapping": 0},
-                "tasks_by_priority": {}, "longest_task_waiting_age": 0,
-                "longest_task_waiting_sid": None, "total_eligible_workers": 0,
-                "total_available_workers": 0, "activity_statistics": activities(0, 0, 0),
+                "task_queue_sid": unknown,
+                "total_tasks": 0,
+                "tasks_by_status": {
+                    "pending": 0,
+                    "reserved": 0,
+                    "assigned": 0,
+                    "wrapping": 0,
+                },
+                "tasks_by_priority": {},
+                "longest_task_waiting_age": 0,
+                "longest_task_waiting_sid": None,
+                "total_eligible_workers": 0,
+                "total_available_workers": 0,
+                "activity_statistics": activities(0, 0, 0),
             },
         ],
     }
@@ -393,47 +479,64 @@ async def test_unknown_task_queue_is_not_found(running, probe):
         await ask(probe, "task_queue", "WQ" + "e" * 32)
 
 
-# -- workflows --------------------------------------------------------------------------
+# -- workflows -------------------------------------------------------------------------
 async def test_workflow_statistics_give_exact_figures(running, probe, base):
     answer = await ask(probe, "workflow", WORKFLOW, split_by_wait_time=[10, 60])
 
     expected = workspace_cumulative(base)
     expected.pop("tasks_created")
-    realtime = {k: v for k, v in WORKSPACE_REALTIME.items() if k not in (
-        "total_workers", "activity_statistics")}
+    realtime = {
+        k: v
+        for k, v in WORKSPACE_REALTIME.items()
+        if k not in ("total_workers", "activity_statistics")
+    }
     assert answer == {
-        **IDS, "workflow_sid": WORKFLOW,
+        **IDS,
+        "workflow_sid": WORKFLOW,
         "cumulative": {**expected, "tasks_entered": 5},
         "realtime": realtime,
     }
     assert await ask(probe, "workflow.realtime", WORKFLOW) == {
-        **IDS, "workflow_sid": WORKFLOW, **realtime
+        **IDS,
+        "workflow_sid": WORKFLOW,
+        **realtime,
     }
 
 
-# -- workers ----------------------------------------------------------------------------
+# -- workers ---------------------------------------------------------------------------
 async def test_workers_statistics_give_exact_figures(running, probe, base):
     combined = await ask(probe, "workers")
     realtime = await ask(probe, "workers.realtime")
     cumulative = await ask(probe, "workers.cumulative")
 
     expected_cumulative = {
-        **window(base), **reservations(created=4, accepted=2, rejected=1, timed_out=1),
+        **window(base),
+        **reservations(created=4, accepted=2, rejected=1, timed_out=1),
         "activity_durations": WORKERS_DURATIONS,
     }
     expected_realtime = {"total_workers": 2, "activity_statistics": activities(1, 1, 0)}
-    assert combined == {**IDS, "cumulative": expected_cumulative, "realtime": expected_realtime}
+    assert combined == {
+        **IDS,
+        "cumulative": expected_cumulative,
+        "realtime": expected_realtime,
+    }
     assert realtime == {**IDS, **expected_realtime}
     assert cumulative == {**IDS, **expected_cumulative}
 
 
 async def test_workers_statistics_filtered_by_queue_and_name(running, probe, base):
     support = await ask(probe, "workers", task_queue_sid=SUPPORT_QUEUE)
-    by_queue_name = await ask(probe, "workers", task_queue_name="Sales", friendly_name="Bob")
+    by_queue_name = await ask(
+        probe, "workers", task_queue_name="Sales", friendly_name="Bob"
+    )
 
-    assert support["realtime"] == {"total_workers": 1, "activity_statistics": activities(0, 1, 0)}
+    assert support["realtime"] == {
+        "total_workers": 1,
+        "activity_statistics": activities(0, 1, 0),
+    }
     assert support["cumulative"] == {
-        **window(base), **reservations(created=3, accepted=1, rejected=1, timed_out=1),
+        **window(base),
+        **reservations(created=3, accepted=1, rejected=1, timed_out=1),
         "activity_durations": durations(
             offline=ZERO, available={"avg": 600, "min": 600, "max": 600, "total": 600}
         ),
@@ -446,9 +549,11 @@ async def test_worker_statistics_give_exact_figures(running, probe, base):
     answer = await ask(probe, "worker", BOB)
 
     assert answer == {
-        **IDS, "worker_sid": BOB,
+        **IDS,
+        "worker_sid": BOB,
         "cumulative": {
-            **window(base), **reservations(created=1, accepted=1),
+            **window(base),
+            **reservations(created=1, accepted=1),
             "activity_durations": durations(
                 offline={"avg": 210, "min": 120, "max": 300, "total": 420},
                 available={"avg": 180, "min": 180, "max": 180, "total": 180},
@@ -457,7 +562,7 @@ async def test_worker_statistics_give_exact_figures(running, probe, base):
     }
 
 
-# -- idempotence and restart ---------------------------------------------------------------
+# -- idempotence and restart -----------------------------------------------------------
 async def test_replayed_events_do_not_change_figures(running, probe, base):
     service, scenario, _ = running
     before = await ask(probe, "workspace", split_by_wait_time=[10, 60])
@@ -470,8 +575,12 @@ async def test_replayed_events_do_not_change_figures(running, probe, base):
     connection = await nats.connect(probe.settings.nats_url)
     js = connection.jetstream()
     for event in scenario.events[:12]:
-        subject = probe.subjects.event(ACCOUNT, WORKSPACE, event.resource_sid, event.event_type)
-        await js.publish(subject, event.to_payload(), headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        subject = probe.subjects.event(
+            ACCOUNT, WORKSPACE, event.resource_sid, event.event_type
+        )
+        await js.publish(
+            subject, event.to_payload(), headers={"Nats-Msg-Id": uuid.uuid4().hex}
+        )
     await connection.close()
     marker = Scenario(base)
     marker.workers = scenario.workers
@@ -482,7 +591,8 @@ async def test_replayed_events_do_not_change_figures(running, probe, base):
     after = await ask(probe, "workspace", split_by_wait_time=[10, 60])
     assert after["cumulative"] == before["cumulative"]
     assert after["realtime"] == {
-        **before["realtime"], "activity_statistics": activities(0, 1, 1)
+        **before["realtime"],
+        "activity_statistics": activities(0, 1, 1),
     }
     workers_after = await ask(probe, "workers")
     assert workers_after["cumulative"]["reservations_created"] == 4

@@ -24,15 +24,24 @@ def ms(moment: datetime) -> str:
 
 def event(event_type: str, at: datetime = AT, **data):
     return make_event(
-        event_type, account_sid="AC" + "a" * 32, workspace_sid=WS, resource_type="task",
-        resource_sid="WT" + "1" * 32, at=at, data=data,
+        event_type,
+        account_sid="AC" + "a" * 32,
+        workspace_sid=WS,
+        resource_type="task",
+        resource_sid="WT" + "1" * 32,
+        at=at,
+        data=data,
     )
 
 
 def reservation(event_type: str, **data):
     return event(
-        event_type, task_queue_sid=QUEUE, workflow_sid=WORKFLOW, worker_sid=WORKER,
-        task_channel_sid=VOICE, **data,
+        event_type,
+        task_queue_sid=QUEUE,
+        workflow_sid=WORKFLOW,
+        worker_sid=WORKER,
+        task_channel_sid=VOICE,
+        **data,
     )
 
 
@@ -49,8 +58,14 @@ def test_event_delta_counts_each_counted_type(event_type, counter):
 
 @pytest.mark.parametrize(
     "event_type",
-    ["task.updated", "reservation.completed", "worker.activity.update", "workflow.target-matched",
-     "task-queue.timeout", "task.system-deleted"],
+    [
+        "task.updated",
+        "reservation.completed",
+        "worker.activity.update",
+        "workflow.target-matched",
+        "task-queue.timeout",
+        "task.system-deleted",
+    ],
 )
 def test_event_delta_ignores_types_without_counter(event_type):
     assert agg.event_delta(event(event_type)) is None
@@ -60,8 +75,11 @@ def test_accepted_reservation_measures_waits_from_creation_and_queue_entry():
     created = AT - timedelta(seconds=90, milliseconds=700)
     entered = AT - timedelta(seconds=30)
     delta = agg.event_delta(
-        reservation("reservation.accepted", task_date_created=ms(created),
-                    task_queue_entered_date=ms(entered))
+        reservation(
+            "reservation.accepted",
+            task_date_created=ms(created),
+            task_queue_entered_date=ms(entered),
+        )
     )
 
     assert delta is not None
@@ -74,7 +92,9 @@ def test_accepted_reservation_measures_waits_from_creation_and_queue_entry():
 
 def test_canceled_task_measures_wait_and_files_it_for_split():
     delta = agg.event_delta(
-        event("task.canceled", task_date_created=ms(AT - timedelta(hours=2, seconds=59)))
+        event(
+            "task.canceled", task_date_created=ms(AT - timedelta(hours=2, seconds=59))
+        )
     )
 
     assert delta is not None
@@ -84,7 +104,9 @@ def test_canceled_task_measures_wait_and_files_it_for_split():
 
 
 def test_wait_before_creation_counts_as_zero():
-    delta = agg.event_delta(event("task.canceled", task_date_created=ms(AT + timedelta(seconds=5))))
+    delta = agg.event_delta(
+        event("task.canceled", task_date_created=ms(AT + timedelta(seconds=5)))
+    )
 
     assert delta is not None
     assert delta.durations[agg.WAIT_UNTIL_CANCELED] == Duration(0, 1, 0, 0)
@@ -97,8 +119,12 @@ def test_event_bucket_keys_cover_every_scope_at_minute_and_hour():
     hour = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
     expected = {
         BucketKey(g, WS, scope, sid, VOICE, start)
-        for scope, sid in ((agg.WORKSPACE, WS), (agg.TASK_QUEUE, QUEUE),
-                           (agg.WORKFLOW, WORKFLOW), (agg.WORKER, WORKER))
+        for scope, sid in (
+            (agg.WORKSPACE, WS),
+            (agg.TASK_QUEUE, QUEUE),
+            (agg.WORKFLOW, WORKFLOW),
+            (agg.WORKER, WORKER),
+        )
         for g, start in (("m", minute), ("h", hour))
     }
     assert keys == expected
@@ -114,11 +140,18 @@ def test_task_events_do_not_count_for_workers_and_file_without_channel_as_dash()
 def test_activity_interval_from_previous_activity_fields():
     interval = agg.activity_interval(
         make_event(
-            "worker.activity.update", account_sid="AC" + "a" * 32, workspace_sid=WS,
-            resource_type="worker", resource_sid=WORKER, at=AT,
-            data={"worker_sid": WORKER, "worker_previous_activity_sid": "WA1",
-                  "worker_time_in_previous_activity": "42",
-                  "worker_time_in_previous_activity_ms": "42250"},
+            "worker.activity.update",
+            account_sid="AC" + "a" * 32,
+            workspace_sid=WS,
+            resource_type="worker",
+            resource_sid=WORKER,
+            at=AT,
+            data={
+                "worker_sid": WORKER,
+                "worker_previous_activity_sid": "WA1",
+                "worker_time_in_previous_activity": "42",
+                "worker_time_in_previous_activity_ms": "42250",
+            },
         )
     )
 
@@ -131,8 +164,13 @@ def test_activity_interval_from_previous_activity_fields():
 def test_activity_interval_falls_back_to_whole_seconds_and_needs_previous_activity():
     def update(**data):
         return make_event(
-            "worker.activity.update", account_sid="AC" + "a" * 32, workspace_sid=WS,
-            resource_type="worker", resource_sid=WORKER, at=AT, data=data,
+            "worker.activity.update",
+            account_sid="AC" + "a" * 32,
+            workspace_sid=WS,
+            resource_type="worker",
+            resource_sid=WORKER,
+            at=AT,
+            data=data,
         )
 
     seconds = agg.activity_interval(
@@ -147,8 +185,11 @@ def test_bucket_batch_merges_events_of_the_same_bucket():
     created = ms(AT - timedelta(seconds=10))
     batch = BucketBatch()
     batch.add_event(reservation("reservation.accepted", task_date_created=created))
-    batch.add_event(reservation("reservation.accepted",
-                                task_date_created=ms(AT - timedelta(seconds=4))))
+    batch.add_event(
+        reservation(
+            "reservation.accepted", task_date_created=ms(AT - timedelta(seconds=4))
+        )
+    )
     batch.add_event(reservation("task.updated"))
 
     assert len(batch.deltas) == 8
@@ -169,8 +210,13 @@ def test_update_operators_round_trip_through_a_document():
     ops = delta.update_operators()
 
     assert ops == {
-        "$inc": {"c.tasks_canceled": 2, "d.wait_until_canceled.total": 15,
-                 "d.wait_until_canceled.count": 2, "h.canceled.12": 1, "h.canceled.3": 1},
+        "$inc": {
+            "c.tasks_canceled": 2,
+            "d.wait_until_canceled.total": 15,
+            "d.wait_until_canceled.count": 2,
+            "h.canceled.12": 1,
+            "h.canceled.3": 1,
+        },
         "$min": {"d.wait_until_canceled.min": 3},
         "$max": {"d.wait_until_canceled.max": 12},
     }
@@ -197,7 +243,12 @@ def test_duration_merge_keeps_extremes():
 
 
 def test_bucket_key_identity_and_id():
-    key = BucketKey("h", WS, agg.TASK_QUEUE, QUEUE, VOICE, datetime(2026, 5, 10, 12, tzinfo=UTC))
+    key = BucketKey(
+        "h", WS, agg.TASK_QUEUE, QUEUE, VOICE, datetime(2026, 5, 10, 12, tzinfo=UTC)
+    )
 
-    assert key.document_id == f"h|{WS}|task_queue|{QUEUE}|{VOICE}|{int(key.start.timestamp()) // 60}"
+    assert (
+        key.document_id
+        == f"h|{WS}|task_queue|{QUEUE}|{VOICE}|{int(key.start.timestamp()) // 60}"
+    )
     assert key.identity()["expire_at"] == key.start + timedelta(days=32)

@@ -1,4 +1,4 @@
-"""Real-time state: versions make snapshot and events commute; eligibility follows changes."""
+"""Real-time state: versions make snapshot and events commute; eligibility follows."""
 
 from __future__ import annotations
 
@@ -18,33 +18,65 @@ VOICE = "TC" + "1" * 32
 T0 = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
 
 
-def task(version: int = 0, status: str = "pending", queue: str = QUEUE, **fields) -> Task:
+def task(
+    version: int = 0, status: str = "pending", queue: str = QUEUE, **fields
+) -> Task:
     return Task(
-        sid="WT" + "1" * 32, account_sid=ACCOUNT, workspace_sid=WS,
-        assignment_status=TaskStatus(status), task_queue_sid=queue, version=version,
-        date_created=T0, **fields,
+        sid="WT" + "1" * 32,
+        account_sid=ACCOUNT,
+        workspace_sid=WS,
+        assignment_status=TaskStatus(status),
+        task_queue_sid=queue,
+        version=version,
+        date_created=T0,
+        **fields,
     )
 
 
-def worker(version: int = 0, attributes: str = '{"skill": "support"}', activity=AVAILABLE) -> Worker:
+def worker(
+    version: int = 0, attributes: str = '{"skill": "support"}', activity=AVAILABLE
+) -> Worker:
     return Worker(
-        sid="WK" + "1" * 32, account_sid=ACCOUNT, workspace_sid=WS, friendly_name="Alice",
-        attributes=attributes, activity_sid=activity, activity_name="x", version=version,
+        sid="WK" + "1" * 32,
+        account_sid=ACCOUNT,
+        workspace_sid=WS,
+        friendly_name="Alice",
+        attributes=attributes,
+        activity_sid=activity,
+        activity_name="x",
+        version=version,
         date_status_changed=T0,
-        channels=[WorkerChannel(sid="WC1", task_channel_sid=VOICE, task_channel_unique_name="voice")],
+        channels=[
+            WorkerChannel(
+                sid="WC1", task_channel_sid=VOICE, task_channel_unique_name="voice"
+            )
+        ],
     )
 
 
 def task_event(t: Task, event_type: str = "task.updated", seconds: int = 1):
     at = T0 + timedelta(seconds=seconds)
-    return make_event(event_type, account_sid=ACCOUNT, workspace_sid=WS, resource_type="task",
-                      resource_sid=t.sid, at=at, data=task_data(t, at))
+    return make_event(
+        event_type,
+        account_sid=ACCOUNT,
+        workspace_sid=WS,
+        resource_type="task",
+        resource_sid=t.sid,
+        at=at,
+        data=task_data(t, at),
+    )
 
 
 def worker_event(w: Worker, event_type: str, seconds: int, data=None):
-    return make_event(event_type, account_sid=ACCOUNT, workspace_sid=WS, resource_type="worker",
-                      resource_sid=w.sid, at=T0 + timedelta(seconds=seconds),
-                      data=data or worker_data(w))
+    return make_event(
+        event_type,
+        account_sid=ACCOUNT,
+        workspace_sid=WS,
+        resource_type="worker",
+        resource_sid=w.sid,
+        at=T0 + timedelta(seconds=seconds),
+        data=data or worker_data(w),
+    )
 
 
 def test_task_event_opens_and_updates_a_task():
@@ -53,7 +85,11 @@ def test_task_event_opens_and_updates_a_task():
     state.apply_event(task_event(task(2, "reserved", priority=7)))
 
     (open_task,) = state.tasks(WS)
-    assert (open_task.status, open_task.priority, open_task.version) == ("reserved", 7, 2)
+    assert (open_task.status, open_task.priority, open_task.version) == (
+        "reserved",
+        7,
+        2,
+    )
     assert open_task.created == T0
 
 
@@ -98,7 +134,9 @@ def test_worker_eligibility_follows_attribute_and_expression_changes():
     assert state.eligible_workers(WS, QUEUE) == {"WK" + "1" * 32}
     assert state.eligible_workers(WS, OTHER_QUEUE) == set()
 
-    state.apply_event(worker_event(worker(1, '{"skill": "sales"}'), "worker.attributes.update", 5))
+    state.apply_event(
+        worker_event(worker(1, '{"skill": "sales"}'), "worker.attributes.update", 5)
+    )
     assert state.eligible_workers(WS, QUEUE) == set()
     assert state.eligible_workers(WS, OTHER_QUEUE) == {"WK" + "1" * 32}
 
@@ -118,14 +156,19 @@ def test_queue_expression_that_does_not_compile_matches_nobody():
 def test_activity_since_moves_only_when_the_activity_changes():
     state = RealtimeState()
     state.load_worker(worker(0))
-    state.apply_event(worker_event(worker(1, '{"skill": "x"}'), "worker.attributes.update", 30))
+    state.apply_event(
+        worker_event(worker(1, '{"skill": "x"}'), "worker.attributes.update", 30)
+    )
     assert state.worker(WS, "WK" + "1" * 32).activity_since == T0
 
     state.apply_event(
         worker_event(worker(2, '{"skill": "x"}', OFFLINE), "worker.activity.update", 60)
     )
     current = state.worker(WS, "WK" + "1" * 32)
-    assert (current.activity_sid, current.activity_since) == (OFFLINE, T0 + timedelta(seconds=60))
+    assert (current.activity_sid, current.activity_since) == (
+        OFFLINE,
+        T0 + timedelta(seconds=60),
+    )
     assert current.attributes == {"skill": "x"}
 
 
@@ -134,10 +177,14 @@ def test_channel_availability_event_turns_a_channel_off():
     state.load_worker(worker(0))
     changed = worker(1)
     changed.channels[0].available = False
-    state.apply_event(worker_event(
-        changed, "worker.channel.availability.update", 5,
-        worker_channel_data(changed, changed.channels[0]),
-    ))
+    state.apply_event(
+        worker_event(
+            changed,
+            "worker.channel.availability.update",
+            5,
+            worker_channel_data(changed, changed.channels[0]),
+        )
+    )
 
     current = state.worker(WS, "WK" + "1" * 32)
     assert current.can_work_on(VOICE) is False

@@ -19,15 +19,30 @@ WS = "WS" + "a" * 32
 T0 = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
 ACTIVITIES = [
     Activity(sid="WA1", account_sid="AC1", workspace_sid=WS, friendly_name="Offline"),
-    Activity(sid="WA2", account_sid="AC1", workspace_sid=WS, friendly_name="Available",
-             available=True),
+    Activity(
+        sid="WA2",
+        account_sid="AC1",
+        workspace_sid=WS,
+        friendly_name="Available",
+        available=True,
+    ),
 ]
 
 
 def open_task(sid, status, created_s, entered_s=None, priority=0) -> OpenTask:
     entered = None if entered_s is None else T0 + timedelta(seconds=entered_s)
-    return OpenTask(sid, WS, status, priority, "WQ1", "WW1", None,
-                    T0 + timedelta(seconds=created_s), entered, 0)
+    return OpenTask(
+        sid,
+        WS,
+        status,
+        priority,
+        "WQ1",
+        "WW1",
+        None,
+        T0 + timedelta(seconds=created_s),
+        entered,
+        0,
+    )
 
 
 def test_task_figures_of_nothing_are_zero():
@@ -71,12 +86,18 @@ def test_split_by_wait_time_counts_below_when_shorter_than_threshold():
     split = reports.split_by_wait_time(totals, [5, 30, 3720])
 
     assert split == {
-        "5": {"above": {"tasks_canceled": 1, "reservations_accepted": 4},
-              "below": {"tasks_canceled": 0, "reservations_accepted": 2}},
-        "30": {"above": {"tasks_canceled": 0, "reservations_accepted": 2},
-               "below": {"tasks_canceled": 1, "reservations_accepted": 4}},
-        "3720": {"above": {"tasks_canceled": 0, "reservations_accepted": 1},
-                 "below": {"tasks_canceled": 1, "reservations_accepted": 5}},
+        "5": {
+            "above": {"tasks_canceled": 1, "reservations_accepted": 4},
+            "below": {"tasks_canceled": 0, "reservations_accepted": 2},
+        },
+        "30": {
+            "above": {"tasks_canceled": 0, "reservations_accepted": 2},
+            "below": {"tasks_canceled": 1, "reservations_accepted": 4},
+        },
+        "3720": {
+            "above": {"tasks_canceled": 0, "reservations_accepted": 1},
+            "below": {"tasks_canceled": 1, "reservations_accepted": 5},
+        },
     }
     assert reports.split_by_wait_time(totals, None) is None
 
@@ -96,23 +117,42 @@ def test_parse_thresholds_refuses_bad_values(value):
 
 
 def interval(worker, activity, start_s, end_s) -> ActivityInterval:
-    return ActivityInterval(WS, worker, activity, T0 + timedelta(seconds=start_s),
-                            T0 + timedelta(seconds=end_s), "EV")
+    return ActivityInterval(
+        WS,
+        worker,
+        activity,
+        T0 + timedelta(seconds=start_s),
+        T0 + timedelta(seconds=end_s),
+        "EV",
+    )
 
 
 def test_worker_activity_durations_clip_intervals_to_the_window():
     window = Window(T0 + timedelta(seconds=100), T0 + timedelta(seconds=400))
     intervals = [
-        interval("WK1", "WA1", 0, 150),      # 50 s inside
-        interval("WK1", "WA2", 150, 250),    # 100 s
-        interval("WK1", "WA1", 250, 1000),   # 150 s inside
-        interval("WK1", "WA2", 500, 600),    # outside
+        interval("WK1", "WA1", 0, 150),  # 50 s inside
+        interval("WK1", "WA2", 150, 250),  # 100 s
+        interval("WK1", "WA1", 250, 1000),  # 150 s inside
+        interval("WK1", "WA2", 500, 600),  # outside
     ]
 
     assert reports.worker_activity_durations(intervals, ACTIVITIES, window) == [
-        {"sid": "WA1", "friendly_name": "Offline", "avg": 100, "min": 50, "max": 150, "total": 200},
-        {"sid": "WA2", "friendly_name": "Available", "avg": 100, "min": 100, "max": 100,
-         "total": 100},
+        {
+            "sid": "WA1",
+            "friendly_name": "Offline",
+            "avg": 100,
+            "min": 50,
+            "max": 150,
+            "total": 200,
+        },
+        {
+            "sid": "WA2",
+            "friendly_name": "Available",
+            "avg": 100,
+            "min": 100,
+            "max": 100,
+            "total": 100,
+        },
     ]
 
 
@@ -125,9 +165,22 @@ def test_workers_activity_durations_aggregate_each_workers_total():
     ]
 
     assert reports.workers_activity_durations(intervals, ACTIVITIES, window) == [
-        {"sid": "WA1", "friendly_name": "Offline", "avg": 0, "min": 0, "max": 0, "total": 0},
-        {"sid": "WA2", "friendly_name": "Available", "avg": 125, "min": 50, "max": 200,
-         "total": 250},
+        {
+            "sid": "WA1",
+            "friendly_name": "Offline",
+            "avg": 0,
+            "min": 0,
+            "max": 0,
+            "total": 0,
+        },
+        {
+            "sid": "WA2",
+            "friendly_name": "Available",
+            "avg": 125,
+            "min": 50,
+            "max": 200,
+            "total": 250,
+        },
     ]
 
 
@@ -138,13 +191,27 @@ def test_cumulative_figures_of_an_empty_queue_follow_the_zero_rules():
 
     zero = {"avg": 0, "min": 0, "max": 0, "total": 0}
     assert figures == {
-        "start_time": "2026-05-10T12:00:00Z", "end_time": "2026-05-10T12:15:00Z",
-        "reservations_created": 0, "reservations_accepted": 0, "reservations_rejected": 0,
-        "reservations_timed_out": 0, "reservations_canceled": 0, "reservations_rescinded": 0,
-        "tasks_canceled": 0, "tasks_completed": 0, "tasks_deleted": 0, "tasks_moved": 0,
-        "tasks_entered": 0, "avg_task_acceptance_time": 0,
-        "wait_duration_until_accepted": zero, "wait_duration_until_canceled": zero,
+        "start_time": "2026-05-10T12:00:00Z",
+        "end_time": "2026-05-10T12:15:00Z",
+        "reservations_created": 0,
+        "reservations_accepted": 0,
+        "reservations_rejected": 0,
+        "reservations_timed_out": 0,
+        "reservations_canceled": 0,
+        "reservations_rescinded": 0,
+        "tasks_canceled": 0,
+        "tasks_completed": 0,
+        "tasks_deleted": 0,
+        "tasks_moved": 0,
+        "tasks_entered": 0,
+        "avg_task_acceptance_time": 0,
+        "wait_duration_until_accepted": zero,
+        "wait_duration_until_canceled": zero,
         "wait_duration_in_queue_until_accepted": zero,
-        "split_by_wait_time": {"5": {"above": {"tasks_canceled": 0, "reservations_accepted": 0},
-                                     "below": {"tasks_canceled": 0, "reservations_accepted": 0}}},
+        "split_by_wait_time": {
+            "5": {
+                "above": {"tasks_canceled": 0, "reservations_accepted": 0},
+                "below": {"tasks_canceled": 0, "reservations_accepted": 0},
+            }
+        },
     }

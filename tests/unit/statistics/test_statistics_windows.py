@@ -26,7 +26,11 @@ def test_parse_window_defaults_to_last_15_minutes():
 
 def test_parse_window_dates_win_over_minutes():
     window = parse_window(
-        {"minutes": 5, "start_date": "2026-05-10T10:00:00Z", "end_date": "2026-05-10T11:00:00"},
+        {
+            "minutes": 5,
+            "start_date": "2026-05-10T10:00:00Z",
+            "end_date": "2026-05-10T11:00:00",
+        },
         NOW,
     )
 
@@ -38,7 +42,9 @@ def test_parse_window_start_date_alone_ends_now():
 
 
 def test_parse_window_minutes_end_at_end_date():
-    window = parse_window({"minutes": "30", "end_date": "2026-05-10T11:00:00+00:00"}, NOW)
+    window = parse_window(
+        {"minutes": "30", "end_date": "2026-05-10T11:00:00+00:00"}, NOW
+    )
 
     assert window == Window(at(10, 30), at(11, 0))
 
@@ -48,14 +54,24 @@ def test_parse_window_minutes_end_at_end_date():
     [
         ({"start_date": "2026-04-10T12:30:14Z"}, "StartDate"),
         ({"minutes": 43201}, "StartDate"),
-        ({"start_date": "2026-05-10T12:00:00Z", "end_date": "2026-05-10T11:00:00Z"}, "StartDate"),
+        (
+            {"start_date": "2026-05-10T12:00:00Z", "end_date": "2026-05-10T11:00:00Z"},
+            "StartDate",
+        ),
         ({"start_date": "yesterday"}, "StartDate"),
         ({"end_date": "12/05/2026"}, "EndDate"),
         ({"minutes": "ten"}, "Minutes"),
         ({"minutes": 0}, "Minutes"),
     ],
-    ids=["older-than-30-days", "minutes-beyond-30-days", "start-after-end", "bad-start",
-         "bad-end", "minutes-not-a-number", "minutes-zero"],
+    ids=[
+        "older-than-30-days",
+        "minutes-beyond-30-days",
+        "start-after-end",
+        "bad-start",
+        "bad-end",
+        "minutes-not-a-number",
+        "minutes-zero",
+    ],
 )
 def test_parse_window_refuses(params, param):
     with pytest.raises(DomainValidationError) as caught:
