@@ -20,6 +20,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 
 from shared.errors import TaskRouterError, UnavailableError, error_from_wire
 from shared.events import Event
+from shared.metrics import FAILED, REFUSED, note_command_outcome
 from shared.settings import CommonSettings
 from shared.subjects import Subjects
 
@@ -82,9 +83,11 @@ def command_reply(
         try:
             result = await handler(*args, **kwargs)
         except TaskRouterError as exc:
+            note_command_outcome(REFUSED)
             logger.info("command refused", extra={"error": type(exc).__name__, "reason": exc.message})
             return orjson.dumps({"ok": False, "error": exc.to_wire()})
         except Exception:
+            note_command_outcome(FAILED)
             logger.exception("command failed")
             error = UnavailableError("the service failed to handle the command")
             return orjson.dumps({"ok": False, "error": error.to_wire()})

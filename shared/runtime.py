@@ -16,7 +16,9 @@ import nats
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.js.errors import BadRequestError, NotFoundError as JsNotFoundError
 
+from shared import metrics
 from shared.bus import CommandClient, event_publisher, event_stream_config, make_broker
+from shared.health import HealthServer
 from shared.settings import CommonSettings
 from shared.storage.committer import Committer
 from shared.storage.mongo import open_client
@@ -64,6 +66,11 @@ class ServiceRuntime:
         self._stop_hooks: list[StartHook] = []
         self._background: list[asyncio.Task[Any]] = []
         self._stopped = False
+        # Durable consumers whose lag `/metrics` reports (the service's own name
+        # too, for consumers registered on the broker directly).
+        self._durables: set[str] = {name}
+        self.consumer_lag_interval = 15.0
+        self._health: HealthServer | None = None
         self._register_ping()
 
     # -- registration ---------------------------------------------------------
@@ -92,18 +99,54 @@ class ServiceRuntime:
         With `whole_batch=True` the handler gets each fetched batch as one list
         (`async def on_events(bodies: list[dict]) -> None`); raising nacks all of it.
         """
-        return self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             filter_subject or self.subjects.events_matching(),
             stream=JStream(self.subjects.event_stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=batch, timeout=1.0, batch=whole_batch),
         )
+        self.track_consumer(durable)
+
+        def register(handler: Callable[..., Awaitable[Any]]) -> Any:
+            return subscriber(metrics.counted_events(handler, self.name, whole_batch))
+
+        return register
 
     def command_subscriber(self, action: str):
         """Decorator: a request/reply handler for `action`, in this service's queue group."""
-        return self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             self.subjects.command_listener(self.name, action), queue=self.name
         )
+
+        def register(handler: Callable[..., Awaitable[Any]]) -> Any:
+            return subscriber(metrics.counted_command(handler, self.name, action))
+
+        return register
+
+    def track_consumer(self, durable: str) -> None:
+        """Report the lag of durable consumer `durable` in `taskrouter_consumer_lag`."""
+        self._durables.add(durable)
+
+    async def report_consumer_lag(self) -> None:
+        """Read `num_pending` of this service's durable consumers into the lag gauge."""
+        js = self.broker.connection.jetstream()
+        for durable in sorted(self._durables):
+            try:
+                info = await js.consumer_info(self.subjects.event_stream, durable)
+            except JsNotFoundError:
+                continue  # not created yet, or a name that only might be a consumer
+            except (nats.errors.Error, TimeoutError):
+                logger.warning("consumer lag unavailable", extra={"consumer": durable})
+                continue
+            metrics.set_consumer_lag(self.name, durable, info.num_pending or 0)
+
+    async def _report_consumer_lag_forever(self) -> None:
+        while True:
+            try:
+                await self.report_consumer_lag()
+            except Exception:  # e.g. between NATS reconnects; the next round retries
+                logger.warning("consumer lag not reported", exc_info=True)
+            await asyncio.sleep(self.consumer_lag_interval)
 
     def _register_ping(self) -> None:
         @self.broker.subscriber(self.subjects.ping(self.name), queue=self.name)
@@ -112,8 +155,16 @@ class ServiceRuntime:
 
     # -- life cycle -----------------------------------------------------------
     async def start(self) -> None:
+        if self.settings.metrics_port:
+            # First, so probes answer (/readyz with 503) while the rest starts.
+            self._health = HealthServer(
+                self.settings.metrics_host, self.settings.metrics_port, self.ready.is_set
+            )
+            await self._health.start()
         await ensure_event_stream(self.settings)
         await self.broker.start()
+        if self._health is not None:
+            self.background(self._report_consumer_lag_forever(), "consumer-lag")
         await self.committer.start()
         await self.committer.relay_outbox()
         self.background(self.committer.run_relay(), "outbox-relay")
@@ -134,6 +185,8 @@ class ServiceRuntime:
         await self.broker.stop()
         await self.committer.stop()
         await self.client.close()
+        if self._health is not None:
+            await self._health.stop()
         logger.info("service stopped", extra={"service": self.name})
 
     async def serve_forever(self) -> None:

@@ -67,7 +67,12 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(
         0,
         validation_alias=AliasChoices("TASKROUTER_METRICS_PORT", "metrics_port"),
-        description="Port for /metrics and /healthz of a non-HTTP service; 0 = off.",
+        description="Port for /metrics, /livez and /readyz (see shared.health); 0 = off.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        validation_alias=AliasChoices("TASKROUTER_METRICS_HOST", "metrics_host"),
+        description="Interface the metrics and probe server binds to ('0.0.0.0' in a pod).",
     )
 
 
