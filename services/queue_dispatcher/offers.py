@@ -125,7 +125,7 @@ def end_pending(
     in its current step.
     """
     state = unit.state
-    task = state.tasks.get(reservation.task_sid)
+    task = state.find_task(reservation.task_sid)
     worker = state.workers.get(reservation.worker_sid)
     unit.changed(reservation)
     reservation.reservation_status = status
