@@ -8,6 +8,7 @@ configured public URL. A task's `age` is computed when it is read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -220,7 +221,8 @@ def worker_wire(worker: Worker, links: Links) -> Json:
     }
 
 
-def worker_channel_wire(worker: Worker, channel: WorkerChannel, links: Links) -> Json:
+def worker_channel_wire(worker: Worker | ChannelOwner, channel: WorkerChannel, links: Links) -> Json:
+    """A worker channel; `worker` only needs its SIDs (a Worker or a ChannelOwner)."""
     return {
         "account_sid": worker.account_sid,
         "assigned_tasks": channel.assigned_tasks,
@@ -234,8 +236,19 @@ def worker_channel_wire(worker: Worker, channel: WorkerChannel, links: Links) ->
         "task_channel_unique_name": channel.task_channel_unique_name,
         "worker_sid": worker.sid,
         "workspace_sid": worker.workspace_sid,
-        "url": links.workspace(worker.workspace_sid, "Workers", worker.sid, "Channels", channel.sid),
+        "url": links.workspace(
+            worker.workspace_sid, "Workers", worker.sid, "Channels", channel.sid
+        ),
     }
+
+
+@dataclass(frozen=True)
+class ChannelOwner:
+    """The SIDs a worker channel's shape needs, when the whole worker is not at hand."""
+
+    sid: str
+    account_sid: str
+    workspace_sid: str
 
 
 def task_age(task: Task, now: datetime) -> int:

@@ -26,7 +26,7 @@ from services.gateway.routes._common import (
     path_sid,
     query_params,
 )
-from services.gateway.wire import worker_channel_wire, worker_wire
+from services.gateway.wire import ChannelOwner, worker_channel_wire, worker_wire
 from shared.commands import CreateWorker, DeleteWorker, UpdateWorker, UpdateWorkerChannel
 from shared.config_view import WorkspaceConfig
 from shared.errors import DomainValidationError, NotFoundError
@@ -261,7 +261,13 @@ async def update_worker_channel(
     return ok(worker_channel_wire(worker, channel, gateway.links))
 
 
-def _answered_channel(answer: dict[str, Any], key: str) -> tuple[Worker, WorkerChannel]:
-    """The dispatcher answers the whole worker; pick the channel that changed."""
-    worker = Worker.model_validate(answer)
-    return worker, _channel_of(worker, key)
+def _answered_channel(
+    answer: dict[str, Any], key: str
+) -> tuple[Worker | ChannelOwner, WorkerChannel]:
+    """The changed channel from the dispatcher's answer: the channel with its
+    owner's SIDs (`worker_sid`, `account_sid`, `workspace_sid`), or the whole worker."""
+    if "channels" in answer:
+        worker = Worker.model_validate(answer)
+        return worker, _channel_of(worker, key)
+    owner = ChannelOwner(answer["worker_sid"], answer["account_sid"], answer["workspace_sid"])
+    return owner, WorkerChannel.model_validate(answer)

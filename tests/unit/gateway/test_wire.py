@@ -89,3 +89,16 @@ def test_event_urls_point_at_resource_and_actor():
     assert body["resource_url"].endswith(f"/Tasks/{'WT' + '7' * 32}/Reservations/{'WR' + '6' * 32}")
     assert body["actor_url"] == f"https://tr.example/v1/Workspaces/{WS}"
     assert body["event_date"] == "2024-05-01T12:00:00Z" and body["event_date_ms"] == 1714564800000
+
+
+def test_worker_channel_from_a_dispatcher_answer():
+    from services.gateway.routes.workers import _answered_channel
+
+    channel = WorkerChannel(sid="WC" + "e" * 32, task_channel_sid="TC" + "f" * 32,
+                            task_channel_unique_name="chat", configured_capacity=2)
+    answer = {**channel.model_dump(mode="json"), "available_capacity_percentage": 100,
+              "worker_sid": "WK" + "1" * 32, "account_sid": AC, "workspace_sid": WS}
+    owner, parsed = _answered_channel(answer, "chat")
+    body = worker_channel_wire(owner, parsed, LINKS)
+    validate_response("UpdateWorkerChannel", 200, body)
+    assert body["worker_sid"] == "WK" + "1" * 32 and body["configured_capacity"] == 2
