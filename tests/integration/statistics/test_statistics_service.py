@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import nats
+import orjson
 import pytest
 from statistics_support import (
     ACCOUNT,
@@ -618,3 +619,96 @@ async def test_restart_keeps_cumulative_and_rebuilds_realtime(
     assert await restarted.runtime.db[c.STATISTICS_SEEN].count_documents({}) == len(
         scenario.events
     )
+
+
+# -- the contract's field sets ---------------------------------------------------------
+CONTRACT = "/work/shared/reference/twilio_taskrouter_v1.json"
+SCHEMAS = "taskrouter.v1.workspace."
+
+
+@pytest.mark.parametrize(
+    ("route", "resource", "schema", "params"),
+    [
+        ("workspace", None, "workspace_statistics", {}),
+        ("workspace.realtime", None, "workspace_real_time_statistics", {}),
+        ("workspace.cumulative", None, "workspace_cumulative_statistics", {}),
+        ("task_queue", SUPPORT_QUEUE, "task_queue.task_queue_statistics", {}),
+        (
+            "task_queue.realtime",
+            SUPPORT_QUEUE,
+            "task_queue.task_queue_real_time_statistics",
+            {},
+        ),
+        (
+            "task_queue.cumulative",
+            SUPPORT_QUEUE,
+            "task_queue.task_queue_cumulative_statistics",
+            {},
+        ),
+        (
+            "task_queues.realtime_bulk",
+            None,
+            "task_queue.task_queue_bulk_real_time_statistics",
+            {"queue_sids": [SALES_QUEUE]},
+        ),
+        ("workers", None, "worker.worker_statistics", {}),
+        ("workers.realtime", None, "worker.workers_real_time_statistics", {}),
+        ("workers.cumulative", None, "worker.workers_cumulative_statistics", {}),
+        ("worker", ALICE, "worker.worker_instance_statistics", {}),
+        ("workflow", WORKFLOW, "workflow.workflow_statistics", {}),
+        ("workflow.realtime", WORKFLOW, "workflow.workflow_real_time_statistics", {}),
+        (
+            "workflow.cumulative",
+            WORKFLOW,
+            "workflow.workflow_cumulative_statistics",
+            {},
+        ),
+    ],
+)
+async def test_answers_carry_the_contract_fields_except_url(
+    running, probe, route, resource, schema, params
+):
+    with open(CONTRACT, "rb") as contract:
+        schemas = orjson.loads(contract.read())["components"]["schemas"]
+
+    answer = await ask(probe, route, resource, **params)
+
+    assert set(answer) | {"url"} == set(schemas[SCHEMAS + schema]["properties"])
+
+
+async def test_task_queues_list_items_carry_the_contract_fields(running, probe):
+    with open(CONTRACT, "rb") as contract:
+        schemas = orjson.loads(contract.read())["components"]["schemas"]
+    fields = set(schemas[SCHEMAS + "task_queue.task_queues_statistics"]["properties"])
+
+    answer = await ask(probe, "task_queues")
+
+    assert [set(item) for item in answer] == [fields, fields]
+
+
+async def test_unknown_workspace_or_other_account_is_not_found(running, probe):
+    for account, workspace in (
+        (ACCOUNT, "WS" + "f" * 32),
+        ("AC" + "f" * 32, WORKSPACE),
+    ):
+        query = StatisticsQuery(
+            account_sid=account, workspace_sid=workspace, route="workspace"
+        )
+        with pytest.raises(NotFoundError):
+            await probe.commands.request(
+                STATISTICS,
+                "statistics.query",
+                query.model_dump(),
+                workspace_sid=workspace,
+            )
+
+
+async def test_unknown_route_worker_and_workflow_are_refused(running, probe):
+    with pytest.raises(DomainValidationError):
+        await ask(probe, "queues")
+    with pytest.raises(NotFoundError):
+        await ask(probe, "worker", "WK" + "f" * 32)
+    with pytest.raises(NotFoundError):
+        await ask(probe, "workflow.cumulative", "WW" + "f" * 32)
+    with pytest.raises(DomainValidationError):
+        await ask(probe, "workspace", task_channel="fax")
