@@ -37,6 +37,9 @@ def build(
         runtime.db, runtime.committer, seen_retention=seen_retention
     )
     handlers = StatisticsHandlers(RealtimeState(), store, ConfigView(runtime.db), clock)
+    # TODO: replicas share this durable consumer, so each sees only part of the
+    # events; cumulative figures stay right, but real-time figures are only right
+    # with one replica. Several replicas need a per-replica consumer for the state.
     consumer = EventConsumer(
         settings.nats_url,
         stream=runtime.subjects.event_stream,

@@ -47,6 +47,7 @@ class StatisticsHandlers:
         self.config = config
         self.queries = StatisticsQueries(state, store, config, clock)
         self._clock = clock
+        self._closed_by_deletion: dict[str, ActivityInterval] = {}
         config.on_change(self._on_configuration_change)
 
     async def load(self) -> None:
@@ -67,14 +68,14 @@ class StatisticsHandlers:
     async def on_events(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Follow and count a batch of event envelopes, in order."""
         events = [event for event in map(_parse_event, bodies) if event is not None]
-        closed: dict[str, ActivityInterval] = {}
+        loaded: set[str] = set()
         for event in events:
-            await self._follow_configuration(event)
-            interval = self._interval_closed_by_deletion(event)
-            if interval is not None:
-                closed[event.sid] = interval
+            await self._follow_configuration(event, loaded)
+            self._remember_deletion(event)
             self.state.apply_event(event)
-        await self._count(events, closed)
+        await self._count(events)
+        for event in events:
+            self._closed_by_deletion.pop(event.sid, None)
 
     async def on_query(self, body: dict[str, Any]) -> Any:
         """Answer one `StatisticsQuery`."""
@@ -87,11 +88,15 @@ class StatisticsHandlers:
         return await self.queries.answer(query)
 
     # -- steps -----------------------------------------------------------------------
-    async def _follow_configuration(self, event: Event) -> None:
+    async def _follow_configuration(self, event: Event, loaded: set[str]) -> None:
+        """Reload on configuration events; load a workspace first seen (once a batch,
+        so events of a workspace that no longer exists do not each read the store)."""
+        ws = event.workspace_sid
         if is_configuration_event(event.event_type):
-            await self.config.refresh(event.workspace_sid)
-        elif self.config.cached(event.workspace_sid) is None:
-            await self.config.get(event.workspace_sid)
+            await self.config.refresh(ws)
+        elif self.config.cached(ws) is None and ws not in loaded:
+            await self.config.get(ws)
+        loaded.add(ws)
 
     async def _on_configuration_change(
         self, workspace_sid: str, config: WorkspaceConfig | None
@@ -102,14 +107,18 @@ class StatisticsHandlers:
         targets = {sid: queue.target_workers for sid, queue in config.queues.items()}
         self.state.set_queues(workspace_sid, targets)
 
-    def _interval_closed_by_deletion(self, event: Event) -> ActivityInterval | None:
-        """A deleted worker's last activity interval ends with its deletion."""
+    def _remember_deletion(self, event: Event) -> None:
+        """A deleted worker's last activity interval ends with its deletion.
+
+        Kept until the batch is counted: if the commit fails, the redelivered
+        `worker.deleted` finds the worker already gone from the state.
+        """
         if event.event_type != "worker.deleted":
-            return None
+            return
         worker = self.state.worker(event.workspace_sid, event.resource_sid)
         if worker is None:
-            return None
-        return ActivityInterval(
+            return
+        self._closed_by_deletion[event.sid] = ActivityInterval(
             event.workspace_sid,
             worker.sid,
             worker.activity_sid,
@@ -118,13 +127,11 @@ class StatisticsHandlers:
             event.sid,
         )
 
-    async def _count(
-        self, events: list[Event], closed: dict[str, ActivityInterval]
-    ) -> None:
+    async def _count(self, events: list[Event]) -> None:
         """Count events not counted before; retry when a repeat raced in meanwhile."""
         for attempt in range(1, _COMMIT_ATTEMPTS + 1):
             unseen = await self.store.unseen(e.sid for e in events)
-            batch = _bucket_batch(events, unseen, closed)
+            batch = _bucket_batch(events, unseen, self._closed_by_deletion)
             try:
                 await self.store.record(unseen, batch, self._clock())
                 return

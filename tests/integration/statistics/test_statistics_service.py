@@ -43,6 +43,7 @@ from statistics_support import (
 from services.statistics.windows import floor_minute
 from shared.commands import StatisticsQuery
 from shared.errors import DomainValidationError, NotFoundError
+from shared.events import make_event, worker_data
 from shared.models import utcnow
 from shared.runtime import ServiceRuntime
 from shared.storage import collections as c
@@ -712,3 +713,31 @@ async def test_unknown_route_worker_and_workflow_are_refused(running, probe):
         await ask(probe, "workflow.cumulative", "WW" + "f" * 32)
     with pytest.raises(DomainValidationError):
         await ask(probe, "workspace", task_channel="fax")
+
+
+async def test_deleted_worker_keeps_its_last_activity_interval(running, probe, base):
+    service, scenario, _ = running
+    bob = scenario.workers[BOB]
+    bob.version += 1
+    deletion = make_event(
+        "worker.deleted",
+        account_sid=ACCOUNT,
+        workspace_sid=WORKSPACE,
+        resource_type="worker",
+        resource_sid=BOB,
+        at=base + timedelta(seconds=590),
+        data=worker_data(bob),
+    )
+
+    await publish(probe, [deletion])
+    await wait_counted(service, [deletion])
+
+    answer = await ask(probe, "workers")
+    assert answer["realtime"] == {
+        "total_workers": 1,
+        "activity_statistics": activities(0, 1, 0),
+    }
+    assert answer["cumulative"]["activity_durations"] == durations(
+        offline={"avg": 410, "min": 410, "max": 410, "total": 410},
+        available={"avg": 390, "min": 180, "max": 600, "total": 780},
+    )
