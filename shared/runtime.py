@@ -98,6 +98,9 @@ class ServiceRuntime:
 
         With `whole_batch=True` the handler gets each fetched batch as one list
         (`async def on_events(bodies: list[dict]) -> None`); raising nacks all of it.
+        NOTE: FastStream then waits for the batch to fill or for the pull timeout
+        (1 s), so a lone event waits up to a second; measured p50 0.5 s against
+        3 ms without it. Keep it off where latency matters.
         """
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.events_matching(),
