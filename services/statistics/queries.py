@@ -24,16 +24,14 @@ from typing import Any
 from services.statistics import aggregates as agg
 from services.statistics import reports
 from services.statistics.aggregates import Delta
-from services.statistics.realtime import RealtimeState, WorkerState
+from services.statistics.params import bulk_queue_sids, channel_sid, parse_thresholds
+from services.statistics.realtime import OpenTask, RealtimeState, WorkerState
 from services.statistics.store import StatisticsStore
 from services.statistics.windows import Window, parse_window
 from shared.commands import StatisticsQuery
 from shared.config_view import ConfigView, WorkspaceConfig
 from shared.errors import DomainValidationError, NotFoundError
 from shared.models import Activity
-from shared.sids import SidPrefix, is_sid
-
-MAX_BULK_QUEUES = 50
 
 Clock = Callable[[], datetime]
 
@@ -119,8 +117,8 @@ class StatisticsQueries:
         config = await self._config.get(query.workspace_sid)
         if config is None or config.workspace.account_sid != query.account_sid:
             raise NotFoundError("Workspace", query.workspace_sid)
-        channel_sid = _channel_sid(config, query.params.get("task_channel"))
-        return _Context(query, config, self._clock(), channel_sid)
+        channel = channel_sid(config, query.params.get("task_channel"))
+        return _Context(query, config, self._clock(), channel)
 
     # -- workspace -------------------------------------------------------------------
     async def _workspace(self, ctx: _Context) -> dict[str, Any]:
@@ -189,7 +187,7 @@ class StatisticsQueries:
         return [self._queue_combined(ctx, sid, window, sums) for sid in sids]
 
     async def _task_queues_bulk(self, ctx: _Context) -> dict[str, Any]:
-        sids = _bulk_queue_sids(ctx.params.get("queue_sids"))
+        sids = bulk_queue_sids(ctx.params.get("queue_sids"))
         data = []
         for sid in sids:
             figures = self._queue_realtime(ctx, sid)
@@ -415,60 +413,10 @@ class StatisticsQueries:
         workers = self._state.workers(ctx.workspace_sid).values()
         return sorted(workers, key=lambda w: w.sid)
 
-    def _tasks(self, ctx: _Context) -> Iterable[Any]:
+    def _tasks(self, ctx: _Context) -> Iterable[OpenTask]:
         # TODO: real-time task figures scan the workspace's open tasks on every query;
         # a workspace with hundreds of thousands of open tasks answers slowly.
         tasks = self._state.tasks(ctx.workspace_sid)
         if ctx.channel_sid is None:
             return tasks
         return [t for t in tasks if t.channel_sid == ctx.channel_sid]
-
-
-def parse_thresholds(value: Any) -> list[int] | None:
-    """SplitByWaitTime as a list of whole seconds: `[5, 30]` or `"5,30"`."""
-    if value in (None, "", []):
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    try:
-        thresholds = [int(str(item).strip()) for item in items]
-    except ValueError:
-        raise DomainValidationError(
-            f"SplitByWaitTime must be whole seconds separated by commas, got {value!r}",
-            param="SplitByWaitTime",
-        ) from None
-    if any(t < 0 for t in thresholds):
-        raise DomainValidationError(
-            f"SplitByWaitTime thresholds cannot be negative, got {value!r}",
-            param="SplitByWaitTime",
-        )
-    return thresholds
-
-
-def _channel_sid(config: WorkspaceConfig, key: Any) -> str | None:
-    if key in (None, ""):
-        return None
-    channel = config.channel(str(key))
-    if channel is not None:
-        return channel.sid
-    if is_sid(key, SidPrefix.TASK_CHANNEL):
-        return str(key)
-    raise DomainValidationError(
-        f"TaskChannel {key!r} does not exist", param="TaskChannel"
-    )
-
-
-def _bulk_queue_sids(value: Any) -> list[str]:
-    sids = value if isinstance(value, list) else []
-    if not 1 <= len(sids) <= MAX_BULK_QUEUES:
-        raise DomainValidationError(
-            f"QueueSids must list 1 to {MAX_BULK_QUEUES} task queue SIDs, "
-            f"got {len(sids)}",
-            param="QueueSids",
-        )
-    for sid in sids:
-        if not is_sid(sid, SidPrefix.TASK_QUEUE):
-            raise DomainValidationError(
-                f"QueueSids holds a malformed task queue SID: {sid!r}",
-                param="QueueSids",
-            )
-    return sids

@@ -9,7 +9,7 @@ import pytest
 from services.statistics import aggregates as agg
 from services.statistics import reports
 from services.statistics.aggregates import ActivityInterval, Delta
-from services.statistics.queries import parse_thresholds
+from services.statistics.params import parse_thresholds
 from services.statistics.realtime import OpenTask
 from services.statistics.windows import Window
 from shared.errors import DomainValidationError
