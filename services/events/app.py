@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.events.assignment import AssignmentCallbacks
+from services.events.batching import EventBatcher
 from services.events.deliverer import Deliverer
 from services.events.deliveries import DeliveryKind, DeliveryStore
 from services.events.event_callbacks import EventCallbacks
@@ -69,7 +70,8 @@ def build_service(settings: EventsSettings) -> EventsService:
     }
     deliverer = Deliverer(deliveries, handlers_by_kind, settings)
     handlers = EventHandlers(log, config, deliveries, deliverer)
-    _subscribe(runtime, handlers)
+    batcher = EventBatcher(handlers.on_events)
+    _subscribe(runtime, handlers, batcher)
 
     async def prepare() -> None:
         await log.ensure_indexes()
@@ -77,6 +79,7 @@ def build_service(settings: EventsSettings) -> EventsService:
         runtime.background(deliverer.run_scanner(), "webhook-scanner")
 
     async def shut_down() -> None:
+        await batcher.stop()
         await deliverer.stop()
         await sender.close()
 
@@ -85,10 +88,12 @@ def build_service(settings: EventsSettings) -> EventsService:
     return EventsService(runtime, handlers, deliverer, deliveries, log)
 
 
-def _subscribe(runtime: ServiceRuntime, handlers: EventHandlers) -> None:
-    @runtime.event_subscriber(durable=DURABLE, batch=128, whole_batch=True)
-    async def on_events(bodies: list[dict[str, Any]]) -> None:
-        await handlers.on_events(bodies)
+def _subscribe(
+    runtime: ServiceRuntime, handlers: EventHandlers, batcher: EventBatcher
+) -> None:
+    @runtime.event_subscriber(durable=DURABLE, batch=128)
+    async def on_event(body: dict[str, Any]) -> None:
+        await batcher.submit(body)
 
     # Every replica refreshes its view of workspaces and workflows; the durable
     # consumer above hands each event to one replica only.
