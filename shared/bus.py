@@ -50,6 +50,7 @@ def event_stream_config(settings: CommonSettings) -> StreamConfig:
         max_age=timedelta(days=settings.event_stream_max_age_days).total_seconds(),
         duplicate_window=timedelta(minutes=2).total_seconds(),
         discard=DiscardPolicy.OLD,
+        num_replicas=settings.event_stream_replicas,
     )
 
 

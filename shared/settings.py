@@ -64,6 +64,15 @@ class CommonSettings(BaseSettings):
         ),
         description="How long the JetStream event stream keeps events.",
     )
+    event_stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        validation_alias=AliasChoices(
+            "TASKROUTER_EVENT_STREAM_REPLICAS", "event_stream_replicas"
+        ),
+        description="Copies of the event stream in a NATS cluster (3 in production).",
+    )
     metrics_port: int = Field(
         0,
         validation_alias=AliasChoices("TASKROUTER_METRICS_PORT", "metrics_port"),

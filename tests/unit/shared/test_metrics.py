@@ -161,6 +161,11 @@ def test_queue_depth_is_set_and_forgotten():
 async def test_request_middleware_labels_requests_by_route_template():
     service = _service()
     app = FastAPI()
+
+    @app.middleware("http")  # as the gateway's request log: the scope passes through
+    async def log_request(request: Any, call_next: Any) -> Any:
+        return await call_next(request)
+
     app.add_middleware(RequestMetricsMiddleware, service=service)
 
     @app.get("/v1/Workspaces/{WorkspaceSid}")
