@@ -32,7 +32,7 @@ async def _stream_subjects(nats_url: str, subject_filter: str) -> list[tuple[str
         while True:
             try:
                 batch = await subscription.fetch(256, timeout=1)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 return found
             found.extend((m.subject, json.loads(m.data)) for m in batch)
     finally:
