@@ -35,7 +35,7 @@ def build(
     """The runtime with the dispatcher's handlers registered (not started)."""
     runtime = ServiceRuntime(QUEUE_DISPATCHER, settings)
     dispatcher = Dispatcher(runtime, clock)
-    register(runtime, dispatcher)
+    register(runtime, dispatcher, settings.command_concurrency)
     for event_type in CONFIGURATION_EVENTS:
         _follow(runtime, dispatcher, event_type)
 

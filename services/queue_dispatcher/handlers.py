@@ -45,11 +45,19 @@ def actor_of(command: Command) -> Actor:
     return Actor(command.actor_sid, command.source_ip_address)
 
 
-def register(runtime: ServiceRuntime, dispatcher: Dispatcher) -> None:
-    """Subscribe every command action of the dispatcher on `runtime`."""
+def register(runtime: ServiceRuntime, dispatcher: Dispatcher, concurrency: int = 64) -> None:
+    """Subscribe every command action of the dispatcher on `runtime`.
+
+    Each subscriber handles up to `concurrency` commands at once: a handler
+    spends most of its time waiting for its commit, and decisions of one
+    workspace still run one at a time under its lock (FIFO), so concurrency
+    is what lets the committer batch many decisions into one transaction.
+    """
     handlers = CommandHandlers(dispatcher)
     for action, handler in handlers.table().items():
-        runtime.command_subscriber(action)(command_reply(handler))
+        subject = runtime.subjects.command_listener(runtime.name, action)
+        subscriber = runtime.broker.subscriber(subject, queue=runtime.name, max_workers=concurrency)
+        subscriber(command_reply(handler))
 
 
 class CommandHandlers:

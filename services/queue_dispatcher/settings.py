@@ -1,7 +1,15 @@
-"""Settings of the queue-dispatcher (only the common ones so far)."""
+"""Settings of the queue-dispatcher."""
+
+from pydantic import AliasChoices, Field
 
 from shared.settings import CommonSettings
 
 
 class DispatcherSettings(CommonSettings):
-    """The queue-dispatcher reads nothing beyond the common settings."""
+    """Common settings plus how many commands one subscriber handles at once."""
+
+    command_concurrency: int = Field(
+        64,
+        validation_alias=AliasChoices("DISPATCHER_COMMAND_CONCURRENCY", "command_concurrency"),
+        description="Commands of one action handled concurrently (they wait on commits).",
+    )

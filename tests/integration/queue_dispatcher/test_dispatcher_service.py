@@ -242,7 +242,9 @@ async def test_queue_expression_event_rematches_waiting_tasks(harness: Harness):
 
 async def test_restart_keeps_tasks_offers_and_timers(harness: Harness):
     alice = await harness.worker("alice")
+    harness.clock.now += timedelta(seconds=1)
     bob = await harness.worker("bob")
+    harness.clock.now += timedelta(seconds=1)
     first, _ = await harness.task()
     harness.clock.now += timedelta(seconds=1)
     second, _ = await harness.task()
@@ -261,7 +263,7 @@ async def test_restart_keeps_tasks_offers_and_timers(harness: Harness):
     }
     # The pending offer of the second task times out in the new process; bob
     # (who held it) goes offline and the third task still waits.
-    harness.clock.now = T0 + timedelta(seconds=122)
+    harness.clock.now = T0 + timedelta(seconds=124)
     await harness.dispatcher.timers.fire_due()
     second_offer = await harness.db[c.RESERVATIONS].find_one({"task_sid": second["sid"]})
     assert second_offer["reservation_status"] == "timeout"
@@ -321,3 +323,19 @@ async def test_unique_indexes_guard_names_and_live_offers(harness: Harness):
     assert any(spec.get("unique") for spec in indexes.values())
     reservation_indexes = await harness.db[c.RESERVATIONS].index_information()
     assert any(spec["key"] == [("open_key", 1)] and spec.get("unique") for spec in reservation_indexes.values())
+
+
+async def test_failed_commit_reloads_the_workspace_from_the_store(harness: Harness):
+    worker = await harness.worker("alice")
+    # Someone else (a second, misconfigured writer) changes the worker meanwhile.
+    await harness.db[c.WORKERS].update_one(
+        {"_id": worker["sid"]}, {"$set": {"attributes": '{"team": "x"}', "version": 7}}
+    )
+
+    with pytest.raises(ConflictError):
+        await harness.send("worker.update", worker_sid=worker["sid"], activity_sid=harness.config.offline)
+    updated = await harness.send("worker.update", worker_sid=worker["sid"], activity_sid=harness.config.offline)
+
+    assert updated["version"] == 8
+    assert updated["attributes"] == '{"team": "x"}'
+    assert updated["activity_sid"] == harness.config.offline
