@@ -47,6 +47,12 @@ class Timers(Generic[K]):
 
     def cancel(self, key: K) -> None:
         self._due.pop(key, None)
+        # Cancelled entries stay in the heap until due; rebuild it when they
+        # dominate, so many short-lived timers with long due times (task TTLs)
+        # do not pile up.
+        if len(self._heap) > 2 * len(self._due) + 1024:
+            self._heap = [(due, counter, k) for k, (due, counter) in self._due.items()]
+            heapq.heapify(self._heap)
 
     def due_at(self, key: K) -> datetime | None:
         entry = self._due.get(key)

@@ -124,6 +124,8 @@ class Dispatcher:
         return result
 
     def _commit(self, slot: _Slot, unit: Unit) -> asyncio.Future[None] | None:
+        for key in unit.cancelled_timers:
+            self.timers.cancel(key)
         for timer in unit.timers:
             self.timers.schedule((timer.kind, timer.workspace_sid, timer.sid), timer.due)
         if not unit.touched and not unit.events:

@@ -87,6 +87,8 @@ def accept(unit: Unit, reservation: Reservation) -> None:
     worker = state.workers.get(reservation.worker_sid)
     unit.changed(reservation)
     reservation.reservation_status = R.ACCEPTED
+    unit.cancel_timer("reservation", reservation.sid)
+    unit.cancel_timer("task", task.sid)  # the TTL runs only while pending or reserved
     task.pending.pop(reservation.sid, None)
     task.accepted = reservation.sid
     unit.changed(task)
@@ -129,6 +131,7 @@ def end_pending(
     worker = state.workers.get(reservation.worker_sid)
     unit.changed(reservation)
     reservation.reservation_status = status
+    unit.cancel_timer("reservation", reservation.sid)
     state.retire_reservation(reservation)
     if worker is not None:
         unit.changed(worker)
@@ -200,6 +203,7 @@ def cancel_task(unit: Unit, task: TaskState, reason: str | None) -> None:
     task.model.assignment_status = TaskStatus.CANCELED
     task.model.reason = reason
     task.waiting = False
+    unit.cancel_timer("task", task.sid)
     state.index.remove_task(task.sid)
     state.retire_task(task)
     _emit_task(unit, task, "task.canceled")

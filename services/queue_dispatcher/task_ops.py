@@ -96,6 +96,7 @@ def delete_task(unit: Unit, task: TaskState, command: DeleteTask) -> None:
         offers.release_assignment(unit, state.reservations[task.accepted])
     state.index.remove_task(task.sid)
     state.forget_task(task.sid)
+    unit.cancel_timer("task", task.sid)
     unit.deleted(task)
     unit.delete_reservations_of(task.sid)
     _emit(unit, task, "task.deleted")

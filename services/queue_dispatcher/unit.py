@@ -70,6 +70,7 @@ class Unit:
     actor: Actor = SYSTEM
     events: list[Event] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
+    cancelled_timers: list[tuple[str, str, str]] = field(default_factory=list)
     dirty_workers: dict[str, None] = field(default_factory=dict)
     dirty_tasks: dict[str, None] = field(default_factory=dict)
     _touched: dict[str, _Touched] = field(default_factory=dict)
@@ -133,6 +134,9 @@ class Unit:
 
     def schedule(self, kind: str, sid: str, due: datetime) -> None:
         self.timers.append(Timer(due, kind, self.state.sid, sid))
+
+    def cancel_timer(self, kind: str, sid: str) -> None:
+        self.cancelled_timers.append((kind, self.state.sid, sid))
 
     def match_worker(self, worker_sid: str) -> None:
         self.dirty_workers[worker_sid] = None

@@ -296,3 +296,18 @@ def test_versions_rise_once_per_decision(world: World):
     assert sorted(w.collection for w in writes) == ["reservations", "tasks", "workers"]
     replace = next(w for w in writes if w.collection == "tasks")
     assert replace.must_match and replace.operation._filter == {"_id": task.sid, "version": 0}
+
+
+def test_timers_are_cancelled_when_no_longer_needed(world: World):
+    queue = world.add_queue(1)
+    world.worker("alice")
+    task = world.task(queue)
+    reservation = world.reservations(task)[0]
+    assert {t.kind for t in world.units[-2].timers} == {"task"}
+    assert [(t.kind, t.sid) for t in world.units[-1].timers] == [("reservation", reservation.sid)]
+
+    world.accept(task)
+
+    assert sorted(world.units[-1].cancelled_timers) == [
+        ("reservation", world.state.sid, reservation.sid), ("task", world.state.sid, task.sid),
+    ]
