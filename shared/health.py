@@ -41,7 +41,7 @@ class HealthApp:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return  # no lifespan or websocket support; the server runs with lifespan off
+            return  # no lifespan or websockets: the server runs with lifespan off
         path = scope["path"]
         if path == "/metrics":
             await self._metrics(scope, receive, send)
@@ -101,7 +101,9 @@ class HealthServer:
             await asyncio.sleep(0.01)
         if self._task.done():
             self._task.result()  # raises what made the server fail to start
-        logger.info("health server listening", extra={"host": self.host, "port": self.port})
+        logger.info(
+            "health server listening", extra={"host": self.host, "port": self.port}
+        )
 
     async def stop(self) -> None:
         """Stop serving and wait until open connections are closed."""

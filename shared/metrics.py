@@ -4,17 +4,23 @@ Every metric of the system is defined here, so names and labels stay the same
 across services. A service records through the helpers below; `render_metrics()`
 gives the text exposition that `/metrics` answers with (see `shared.health`).
 
-| Metric | Labels | Recorded by |
-|---|---|---|
-| `taskrouter_requests_total` | service, route, method, status | `RequestMetricsMiddleware` (gateway) |
-| `taskrouter_request_duration_seconds` | service, route, method | `RequestMetricsMiddleware` (gateway) |
-| `taskrouter_commands_total` | service, action, outcome | `ServiceRuntime.command_subscriber` |
-| `taskrouter_command_duration_seconds` | service, action | `ServiceRuntime.command_subscriber` |
-| `taskrouter_events_consumed_total` | service, event_type | `ServiceRuntime.event_subscriber` |
-| `taskrouter_event_handler_failures_total` | service | `ServiceRuntime.event_subscriber` |
-| `taskrouter_routing_latency_seconds` | (none) | the queue-dispatcher, `observe_routing_latency` |
-| `taskrouter_queue_depth` | workspace_sid, task_queue_sid | the queue-dispatcher, `set_queue_depth` |
-| `taskrouter_consumer_lag` | service, consumer | `ServiceRuntime`, from JetStream consumer info |
+Metric (labels), and who records it:
+
+- `taskrouter_requests_total` (service, route, method, status) and
+  `taskrouter_request_duration_seconds` (service, route, method):
+  `RequestMetricsMiddleware`, in the gateway.
+- `taskrouter_commands_total` (service, action, outcome) and
+  `taskrouter_command_duration_seconds` (service, action):
+  `ServiceRuntime.command_subscriber`.
+- `taskrouter_events_consumed_total` (service, event_type) and
+  `taskrouter_event_handler_failures_total` (service):
+  `ServiceRuntime.event_subscriber`.
+- `taskrouter_routing_latency_seconds`: the queue-dispatcher, through
+  `observe_routing_latency`.
+- `taskrouter_queue_depth` (workspace_sid, task_queue_sid): the queue-dispatcher,
+  through `set_queue_depth`.
+- `taskrouter_consumer_lag` (service, consumer): `ServiceRuntime`, from the
+  JetStream consumer info of its durable consumers.
 
 A command's outcome is `ok` (a result was returned), `refused` (a domain error
 such as not found or conflict, answered to the caller) or `failed` (an
@@ -56,7 +62,20 @@ gc_collector.GCCollector(registry=REGISTRY)
 # Seconds; the performance budget is a p99 under 50 ms from REST create to
 # reservation, so the buckets are finest around it.
 _LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 REQUESTS = Counter(
@@ -148,7 +167,9 @@ def counted_command(
     the message body.
     """
     outcomes = (OK, REFUSED, FAILED)
-    commands = {outcome: COMMANDS.labels(service, action, outcome) for outcome in outcomes}
+    commands = {
+        outcome: COMMANDS.labels(service, action, outcome) for outcome in outcomes
+    }
     duration = COMMAND_DURATION.labels(service, action)
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
@@ -171,7 +192,7 @@ def counted_command(
 def counted_events(
     handler: Callable[..., Awaitable[Any]], service: str, whole_batch: bool
 ) -> Callable[..., Awaitable[Any]]:
-    """Wrap an event handler so handled events count in `taskrouter_events_consumed_total`.
+    """Wrap an event handler so handled events count in `taskrouter_events_consumed`.
 
     The handler's first argument is the event envelope (a dict), or with
     `whole_batch` a list of them. Only events whose handler returned are counted;

@@ -161,7 +161,9 @@ class ServiceRuntime:
         if self.settings.metrics_port:
             # First, so probes answer (/readyz with 503) while the rest starts.
             self._health = HealthServer(
-                self.settings.metrics_host, self.settings.metrics_port, self.ready.is_set
+                self.settings.metrics_host,
+                self.settings.metrics_port,
+                self.ready.is_set,
             )
             await self._health.start()
         await ensure_event_stream(self.settings)

@@ -103,8 +103,12 @@ async def test_consumer_lag_reports_events_not_yet_delivered(metrics_env):
     try:
         for n in range(3):
             event = make_event(
-                "task.created", account_sid="AC1", workspace_sid="WS1",
-                resource_type="task", resource_sid=f"WT{n}", at=utcnow(),
+                "task.created",
+                account_sid="AC1",
+                workspace_sid="WS1",
+                resource_type="task",
+                resource_sid=f"WT{n}",
+                at=utcnow(),
             )
             await runtime.publish_event(event)
         await asyncio.wait_for(handled.wait(), 10)

@@ -144,11 +144,17 @@ def test_observe_routing_latency_counts_clock_skew_as_zero():
     metrics.observe_routing_latency(entered, entered - timedelta(seconds=1))
 
     assert _sample("taskrouter_routing_latency_seconds_count") == before + 2
-    assert _sample("taskrouter_routing_latency_seconds_bucket", le="0.001") == below_1ms + 1
+    assert (
+        _sample("taskrouter_routing_latency_seconds_bucket", le="0.001")
+        == below_1ms + 1
+    )
 
 
 def test_queue_depth_is_set_and_forgotten():
-    queue = {"workspace_sid": "WS" + "a" * 32, "task_queue_sid": "WQ" + uuid.uuid4().hex}
+    queue = {
+        "workspace_sid": "WS" + "a" * 32,
+        "task_queue_sid": "WQ" + uuid.uuid4().hex,
+    }
 
     metrics.set_queue_depth(queue["workspace_sid"], queue["task_queue_sid"], 7)
     assert _sample("taskrouter_queue_depth", **queue) == 7
@@ -178,7 +184,11 @@ async def test_request_middleware_labels_requests_by_route_template():
         assert (await client.get("/v1/Workspaces/WS2")).status_code == 200
         assert (await client.get("/nothing/here")).status_code == 404
 
-    route = {"service": service, "route": "/v1/Workspaces/{WorkspaceSid}", "method": "GET"}
+    route = {
+        "service": service,
+        "route": "/v1/Workspaces/{WorkspaceSid}",
+        "method": "GET",
+    }
     assert _sample("taskrouter_requests_total", **route, status="200") == 2
     assert _sample("taskrouter_request_duration_seconds_count", **route) == 2
     unmatched = {"service": service, "route": "unmatched", "method": "GET"}
