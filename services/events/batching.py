@@ -37,10 +37,17 @@ class EventBatcher:
         await self._queue.put((body, done))
         await done
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish the events already waiting (for at most `grace` s), then stop."""
+        if self._task is None:
+            return
+        try:
+            async with asyncio.timeout(grace):
+                await self._queue.join()
+        except TimeoutError:
+            pass
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -50,6 +57,8 @@ class EventBatcher:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._handle_batch(batch)
+            for _ in batch:
+                self._queue.task_done()
 
     async def _handle_batch(
         self, batch: list[tuple[Body, asyncio.Future[None]]]

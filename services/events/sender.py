@@ -100,8 +100,8 @@ class Sender:
         )
         try:
             async with asyncio.timeout(overrides.total_timeout_ms / 1000):
-                response = await self._client.post(
-                    url, data=params, headers=headers, timeout=timeout
+                status, content_type, body = await self._exchange(
+                    url, params, headers, timeout
                 )
         except httpx.ConnectError as exc:
             return Outcome(Failure.CONNECT, detail=type(exc).__name__)
@@ -111,11 +111,28 @@ class Sender:
             return Outcome(Failure.READ_TIMEOUT, detail="timed out")
         except httpx.HTTPError as exc:
             return Outcome(Failure.OTHER, detail=type(exc).__name__)
-        status = response.status_code
         failure = None if 200 <= status < 300 else failure_of_status(status)
-        return Outcome(
-            failure,
-            status=status,
-            body=response.content[:_MAX_BODY],
-            content_type=response.headers.get("content-type", ""),
+        return Outcome(failure, status=status, body=body, content_type=content_type)
+
+    async def _exchange(
+        self,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        timeout: httpx.Timeout,
+    ) -> tuple[int, str, bytes]:
+        """POST and read at most `_MAX_BODY` bytes of the reply; the rest is dropped."""
+        request = self._client.build_request(
+            "POST", url, data=params, headers=headers, timeout=timeout
         )
+        response = await self._client.send(request, stream=True)
+        try:
+            body = b""
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= _MAX_BODY:
+                    break
+        finally:
+            await response.aclose()
+        content_type = response.headers.get("content-type", "")
+        return response.status_code, content_type, body[:_MAX_BODY]

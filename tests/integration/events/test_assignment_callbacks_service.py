@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import nats
 import orjson
@@ -205,3 +206,35 @@ async def test_unreachable_dispatcher_is_retried_without_posting_again(
     _, second = await asyncio.wait_for(received.get(), 10)
     assert second["reservation_status"] == "accepted"
     assert receiver.requests.qsize() == 1
+
+
+async def test_callback_timeout_goes_to_fallback(
+    start_events_service, probe, receiver, dispatcher
+):
+    received, _ = dispatcher
+    service = await start_events_service(
+        TASKROUTER_ASSIGNMENT_CALLBACK_TIMEOUT_SECONDS="0.3"
+    )
+    await seed_configuration(
+        service.runtime,
+        assignment_callback_url=receiver.base_url + "/slow",
+        fallback_assignment_callback_url=receiver.base_url + "/fallback",
+    )
+    release = threading.Event()
+
+    def reply(request):
+        if request.path == "/slow":
+            release.wait(10)
+        return _json({"instruction": "accept"})
+
+    receiver.reply = reply
+
+    await probe.committer.commit([], [reservation_created()])
+
+    try:
+        _, command = await asyncio.wait_for(received.get(), 10)
+    finally:
+        release.set()
+    assert command["reservation_status"] == "accepted"
+    paths = {(await receiver.next()).path for _ in range(2)}
+    assert paths == {"/slow", "/fallback"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,9 @@ from events_support import (
 )
 from twilio.request_validator import RequestValidator
 
+from services.devstack import free_port
 from services.events.deliveries import DeliveryKind, WebhookDelivery
+from shared.events import make_event
 from shared.models import utcnow
 from shared.storage import collections as c
 from shared.storage.mongo import open_database
@@ -173,3 +176,89 @@ async def test_pending_delivery_is_sent_after_restart(
         return found if found and found.status == "delivered" else None
 
     assert (await eventually(delivered)).attempts == 1
+
+
+async def test_refused_connection_is_retried_once_by_default(
+    start_events_service, probe
+):
+    service = await start_events_service()
+    closed_port = free_port()
+    await seed_configuration(
+        service.runtime, event_callback_url=f"http://127.0.0.1:{closed_port}/ev"
+    )
+    event = task_event()
+
+    await probe.committer.commit([], [event])
+
+    async def failed():
+        found = await _delivery(service, event.sid)
+        return found if found and found.status == "failed" else None
+
+    record = await eventually(failed)
+    assert record.attempts == 2
+    assert record.last_error.startswith("ct:")
+
+
+async def test_slow_receiver_times_out_without_blocking_others(
+    start_events_service, probe, receiver
+):
+    service = await start_events_service()
+    release = threading.Event()
+
+    def reply(request):
+        if request.path.startswith("/slow"):
+            release.wait(10)
+        return 204, "application/json", b""
+
+    receiver.reply = reply
+    await seed_configuration(
+        service.runtime, event_callback_url=receiver.base_url + "/slow#rt=300&tt=300"
+    )
+    slow = task_event()
+    await probe.committer.commit([], [slow])
+
+    async def timed_out():
+        found = await _delivery(service, slow.sid)
+        return found if found and found.status == "failed" else None
+
+    try:
+        record = await eventually(timed_out)
+    finally:
+        release.set()
+    assert record.last_error == "rt: timed out"
+
+
+async def test_workspace_update_changes_the_callback_url(
+    start_events_service, probe, receiver
+):
+    service = await start_events_service()
+    await seed_configuration(service.runtime)
+    before = task_event(task_sid="WT" + "3" * 32)
+    await probe.committer.commit([], [before])
+
+    async def stored():
+        return await service.runtime.db[c.EVENTS].find_one({"_id": before.sid})
+
+    await eventually(stored)
+    await service.runtime.db[c.WORKSPACES].update_one(
+        {"_id": WORKSPACE}, {"$set": {"event_callback_url": receiver.base_url + "/new"}}
+    )
+    updated = make_event(
+        "workspace.updated",
+        account_sid=ACCOUNT,
+        workspace_sid=WORKSPACE,
+        resource_type="workspace",
+        resource_sid=WORKSPACE,
+        at=utcnow(),
+    )
+    after = task_event(task_sid="WT" + "4" * 32)
+
+    # Two commits: the events of one commit are published concurrently, in any order.
+    await probe.committer.commit([], [updated])
+    await probe.committer.commit([], [after])
+
+    first = await receiver.next()
+    assert first.path == "/new"
+    assert first.form["EventType"] == "workspace.updated"
+    assert (await receiver.next()).form["Sid"] == after.sid
+    assert await service.runtime.db[c.WEBHOOK_DELIVERIES].count_documents({}) == 2
