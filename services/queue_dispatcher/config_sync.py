@@ -36,6 +36,8 @@ def apply_configuration(unit: Unit, config: WorkspaceConfig) -> None:
             unit.match_task(task_sid)
 
 
+# TODO: channels of a deleted task channel stay on the workers (unused, holding
+# no capacity); only additions and activity renames are followed.
 def _reconcile_workers(unit: Unit, state: WorkspaceState) -> None:
     channels = state.config.channels
     activities = state.config.activities

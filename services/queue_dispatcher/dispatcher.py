@@ -12,6 +12,11 @@ decision produced. If that commit fails, every later write that depends on it
 fails too (their version filters no longer match), and the workspace is
 reloaded from the store before its next decision; a command is never answered
 as done unless its commit succeeded.
+
+TODO: one dispatcher replica is assumed. Commands reach replicas through a
+queue group and configuration consumers are shared, so a second replica would
+be kept safe only by the version checks (a conflict, then a reload), not be
+useful; partitioning workspaces between replicas is not implemented.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Idle key (longest idle first): time of the worker's last reservation on that
 channel, else `date_status_changed`, tie broken by SID. In a single-tasking
 workspace a worker is ready on every channel while it holds no task, and its
 idle key is its last reservation on any channel.
+
+NOTE: the idle key is per channel whatever the task channel's
+`channel_optimized_routing` says (the recommended key of lifecycle.md §6).
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ def offer(unit: Unit, task: TaskState, worker: WorkerState) -> Reservation:
     state.reservations[reservation.sid] = reservation
 
     unit.changed(worker)
+    # NOTE: only direct routing with IgnoreCapacity can offer a task on a channel
+    # the worker lacks; such an offer holds no channel capacity.
     channel = worker.channel(task.channel_sid)
     if channel is not None:
         channel.reserved_tasks += 1
@@ -71,7 +73,9 @@ def offer(unit: Unit, task: TaskState, worker: WorkerState) -> Reservation:
     state.index.refresh_task(task)
     state.index.refresh_worker(worker)
 
-    _emit(unit, reservation, task, worker)
+    # Known-agent routing marks its events with the worker it selected (workflows.md §5).
+    known = step is not None and bool(step.known_worker_sid or step.known_worker_friendly_name)
+    _emit(unit, reservation, task, worker, {"known_worker_sid": worker.sid} if known else None)
     unit.schedule("reservation", reservation.sid, reservation.timeout_at)
     if not state.multi_task and queue is not None and queue.reservation_activity_sid:
         activity = state.config.activities.get(queue.reservation_activity_sid)
@@ -255,7 +259,11 @@ def _queue_of(unit: Unit, queue_sid: str | None) -> TaskQueue | None:
 
 
 def _emit(
-    unit: Unit, reservation: Reservation, task: TaskState, worker: WorkerState | None
+    unit: Unit,
+    reservation: Reservation,
+    task: TaskState,
+    worker: WorkerState | None,
+    extra: dict[str, str] | None = None,
 ) -> None:
     event_type = (
         "reservation.created"
@@ -263,6 +271,7 @@ def _emit(
         else _EVENT_OF[reservation.reservation_status]
     )
     data = reservation_data(reservation, task.model, worker.model if worker else None, unit.now)
+    data.update(extra or {})
     unit.emit(
         event_type,
         resource_type="reservation",

@@ -23,6 +23,9 @@ from shared.events import task_data
 from shared.models import ReservationStatus, Task, TaskChannel, TaskStatus
 from shared.sids import SidPrefix, new_sid
 
+# TODO: assigned tasks are not removed after 24 h (`task.system-deleted`) and
+# completed or canceled tasks are not removed after 5 minutes; they stay in the
+# store until deleted through the API.
 T = TaskStatus
 TTL_REASON = "Task TTL Exceeded"
 _FINISHED = (T.ASSIGNED, T.WRAPPING, T.COMPLETED, T.CANCELED)

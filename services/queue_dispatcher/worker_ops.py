@@ -60,6 +60,7 @@ def update_worker(unit: Unit, worker: WorkerState, command: UpdateWorker) -> Non
             param="RejectPendingReservations",
         )
 
+    # NOTE: a rename has no event type of its own in TaskRouter; it is stored only.
     if name is not None and name != model.friendly_name:
         unit.changed(worker)
         unit.state.names.pop(model.friendly_name.lower(), None)

@@ -215,6 +215,8 @@ def test_known_worker_sid_selects_exactly_that_worker(world: World):
 
     assert world.offered(task) == ["bob"]
     assert missing.status is TaskStatus.PENDING
+    created = [e for u in world.units for e in u.events if e.event_type == "reservation.created"]
+    assert created[0].event_data["known_worker_sid"] == bob.sid
 
 
 def test_known_worker_friendly_name_waits_for_that_worker(world: World):
