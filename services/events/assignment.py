@@ -1,4 +1,4 @@
-"""Assignment callbacks: ask the workflow's AssignmentCallbackUrl what to do with a reservation.
+"""Assignment callbacks: ask the workflow's AssignmentCallbackUrl about a reservation.
 
 On `reservation.created` in a workflow with an AssignmentCallbackUrl (workflows.md §6):
 
@@ -154,7 +154,7 @@ class AssignmentCallbacks:
     async def _report_failure(
         self, delivery: WebhookDelivery, error: str | None
     ) -> AttemptResult:
-        """Step 4: both callbacks failed; the queue-dispatcher cancels the reservation."""
+        """Step 4: both callbacks failed; the queue-dispatcher cancels it."""
         payload = {
             "account_sid": delivery.account_sid,
             "workspace_sid": delivery.workspace_sid,
@@ -176,7 +176,7 @@ class AssignmentCallbacks:
         changes: dict[str, Any],
         error: str | None = None,
     ) -> AttemptResult:
-        """Send one command to the queue-dispatcher; retry later if it is unreachable."""
+        """Send a command to the queue-dispatcher; retry later if unreachable."""
         try:
             await self._commands.request(
                 QUEUE_DISPATCHER, action, payload, workspace_sid=delivery.workspace_sid
@@ -187,7 +187,7 @@ class AssignmentCallbacks:
                 return RetryLater(
                     delay=delay, error=error or exc.message, changes=changes
                 )
-            # A refusal (e.g. the reservation already timed out) is expected, not an error.
+            # A refusal (the reservation timed out meanwhile...) is expected.
             logger.info(
                 "assignment command refused",
                 extra={"action": action, "reason": exc.message},

@@ -51,7 +51,7 @@ class EventCallbacks:
         if outcome.delivered:
             return Finished(status=DeliveryStatus.DELIVERED)
         attempts_made = delivery.attempts + 1
-        # A blocked destination stays blocked: retrying it would only repeat the refusal.
+        # A blocked destination stays blocked: a retry would only repeat it.
         retry = outcome.failure is not None and not outcome.blocked
         if retry and overrides.should_retry(outcome.failure, attempts_made):
             delay = backoff_seconds(attempts_made, self._backoff_base)

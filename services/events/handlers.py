@@ -63,7 +63,7 @@ class EventHandlers:
             await self._config.refresh(workspace_sid)
 
     async def _plan(self, events: list[Event]) -> list[WebhookDelivery]:
-        """Deliveries of `events`, in order; configuration changes apply from the next event."""
+        """Deliveries of `events`; a configuration change applies from the next."""
         planned: list[WebhookDelivery] = []
         for event in events:
             if is_configuration_event(event.event_type):
@@ -81,7 +81,7 @@ class EventHandlers:
 
 
 def _valid_events(bodies: list[dict[str, Any]]) -> list[Event]:
-    """The bodies that are events; anything else is logged and dropped (never redelivered)."""
+    """The bodies that are events; anything else is logged and dropped."""
     events = []
     for body in bodies:
         try:

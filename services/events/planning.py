@@ -27,8 +27,8 @@ def plan_deliveries(
 ) -> list[WebhookDelivery]:
     """The deliveries `event` causes in a workspace configured as `config`.
 
-    - the workspace's EventCallbackUrl, when set and its EventsFilter lets the type through;
-    - the workflow's AssignmentCallbackUrl, for `reservation.created` (workflows.md §6).
+    - the workspace's EventCallbackUrl, when set and its EventsFilter allows the type;
+    - the workflow's AssignmentCallbackUrl on `reservation.created` (workflows.md §6).
     """
     if config is None:
         return []

@@ -41,7 +41,7 @@ class Outcome:
 
 
 class Sender:
-    """Posts signed forms with one shared HTTP client; never raises for a bad receiver."""
+    """Posts signed forms with one shared HTTP client; a bad receiver never raises."""
 
     def __init__(
         self,
@@ -74,9 +74,9 @@ class Sender:
         """POST `params` form-encoded to `url`, signed when `auth_token` is known."""
         target = request_url(url)
         try:
-            # TODO: the host is resolved again by the HTTP client after this check, so a
-            # DNS name that changes its answer in between (DNS rebinding) can still reach
-            # a private address; pinning the checked address needs a custom transport.
+            # TODO: the HTTP client resolves the host again after this check, so a DNS
+            # name that changes its answer in between (DNS rebinding) can still reach a
+            # private address; pinning the checked address needs a custom transport.
             await check_destination(
                 target, allow_private=self._allow_private, resolver=self._resolver
             )

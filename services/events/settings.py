@@ -20,7 +20,7 @@ class EventsSettings(CommonSettings):
         validation_alias=_env(
             "TASKROUTER_EVENTS_RETENTION_DAYS", "event_retention_days"
         ),
-        description="Days an event stays in the Events API before the store expires it.",
+        description="Days an event stays in the Events API before it expires.",
     )
     webhook_allow_private: bool = Field(
         False,
@@ -39,7 +39,7 @@ class EventsSettings(CommonSettings):
         validation_alias=_env(
             "TASKROUTER_WEBHOOK_WORKSPACE_CONCURRENCY", "webhook_workspace_concurrency"
         ),
-        description="Webhook requests in flight at once for one workspace; 1 keeps order.",
+        description="Requests in flight at once for one workspace; 1 keeps order.",
     )
     webhook_retry_count: int = Field(
         1,
@@ -51,7 +51,7 @@ class EventsSettings(CommonSettings):
         validation_alias=_env(
             "TASKROUTER_WEBHOOK_RETRY_POLICY", "webhook_retry_policy"
         ),
-        description="Default failures that are retried (Twilio's `rp`): 4xx,5xx,ct,rt,all.",
+        description="Default failures retried (Twilio's `rp`): 4xx,5xx,ct,rt,all.",
     )
     webhook_connect_timeout_ms: int = Field(
         5_000,

@@ -88,7 +88,7 @@ _ASSIGNMENT_KEYS = {
 
 
 def assignment_callback_params(event: Event) -> dict[str, str]:
-    """The assignment callback parameters (workflows.md §6) of a `reservation.created`."""
+    """Assignment callback parameters (workflows.md §6) of a `reservation.created`."""
     params = {"AccountSid": event.account_sid, "WorkspaceSid": event.workspace_sid}
     for name, key in _ASSIGNMENT_KEYS.items():
         text = form_value(event.event_data.get(key))

@@ -1,4 +1,4 @@
-"""Fixtures for the events service against real NATS, a real store and a local receiver."""
+"""Fixtures for the events service: real NATS, a real store, a local receiver."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def receiver() -> Any:
 
 @pytest.fixture
 async def start_events_service(isolated_env):
-    """`await start(**setting_overrides)` starts the events service; stopped afterwards."""
+    """`await start(**setting_overrides)` starts the events service."""
     started: list[EventsService] = []
 
     async def start(**overrides: str) -> EventsService:

@@ -1,4 +1,4 @@
-"""EventCallbackUrl webhooks: signed form POSTs, filters, retries, restarts, the guard."""
+"""EventCallbackUrl webhooks: signed form POSTs, filters, retries, restarts, guard."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ async def test_private_receiver_refused_unless_allowed(
 async def test_pending_delivery_is_sent_after_restart(
     start_events_service, receiver, isolated_env
 ):
-    # A delivery stored by a replica that went away before sending it; its claim expired.
+    # Stored by a replica that went away before sending it; its claim expired.
     event = task_event()
     now = utcnow()
     left_over = WebhookDelivery(
