@@ -21,6 +21,9 @@ Metric (labels), and who records it:
   through `set_queue_depth`.
 - `taskrouter_consumer_lag` (service, consumer): `ServiceRuntime`, from the
   JetStream consumer info of its durable consumers.
+- `taskrouter_webhook_attempts_total` (kind, result): the events service, through
+  `note_webhook_attempt`; kind `event_callback` or `assignment_callback`, result
+  `delivered`, `retry` or `failed`.
 
 A command's outcome is `ok` (a result was returned), `refused` (a domain error
 such as not found or conflict, answered to the caller) or `failed` (an
@@ -135,6 +138,13 @@ CONSUMER_LAG = Gauge(
     registry=REGISTRY,
 )
 
+WEBHOOK_ATTEMPTS = Counter(
+    "taskrouter_webhook_attempts",
+    "Webhook delivery attempts by the events service, by kind and result.",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+
 OK = "ok"
 REFUSED = "refused"
 FAILED = "failed"
@@ -213,6 +223,11 @@ def counted_events(
         return result
 
     return _same_signature(counted, handler)
+
+
+def note_webhook_attempt(kind: str, result: str) -> None:
+    """Count one webhook attempt: `result` is delivered, retry or failed."""
+    WEBHOOK_ATTEMPTS.labels(kind, result).inc()
 
 
 def observe_routing_latency(entered_at: datetime, reserved_at: datetime) -> None:

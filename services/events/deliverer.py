@@ -32,6 +32,7 @@ from services.events.deliveries import (
     finished_expiry,
 )
 from services.events.settings import EventsSettings
+from shared import metrics
 from shared.errors import UnavailableError
 from shared.logging import log_context
 from shared.models import utcnow
@@ -196,11 +197,13 @@ class Deliverer:
         if not await self._store.save(delivery, **changes):
             logger.warning("delivery changed by another replica; result dropped")
             return None
-        self._log_result(delivery, result)
+        self._report_result(delivery, result)
         return result if isinstance(result, RetryLater) else None
 
     @staticmethod
-    def _log_result(delivery: WebhookDelivery, result: AttemptResult) -> None:
+    def _report_result(delivery: WebhookDelivery, result: AttemptResult) -> None:
+        outcome = "retry" if isinstance(result, RetryLater) else result.status.value
+        metrics.note_webhook_attempt(delivery.kind.value, outcome)
         extra = {
             "kind": delivery.kind.value,
             "attempts": delivery.attempts,

@@ -18,12 +18,21 @@ from twilio.request_validator import RequestValidator
 
 from services.devstack import free_port
 from services.events.deliveries import DeliveryKind, WebhookDelivery
+from shared import metrics
 from shared.events import make_event
 from shared.models import utcnow
 from shared.storage import collections as c
 from shared.storage.mongo import open_database
 
 pytestmark = pytest.mark.integration
+
+
+def _attempts_counted(result: str) -> float:
+    labels = {"kind": "event_callback", "result": result}
+    value = metrics.REGISTRY.get_sample_value(
+        "taskrouter_webhook_attempts_total", labels
+    )
+    return value or 0.0
 
 
 async def _delivery(service, event_sid: str) -> WebhookDelivery | None:
@@ -80,6 +89,7 @@ async def test_failing_receiver_gets_retries_with_one_token(
     await seed_configuration(
         service.runtime, event_callback_url=receiver.base_url + "/ev#rc=3&rp=5xx"
     )
+    retries_before = _attempts_counted("retry")
     replies = iter([(503, "text/plain", b"busy"), (500, "text/plain", b"oops")])
     receiver.reply = lambda request: next(replies, (204, "application/json", b""))
     event = task_event()
@@ -97,6 +107,7 @@ async def test_failing_receiver_gets_retries_with_one_token(
     record = await eventually(delivered)
     assert record.attempts == 3
     assert record.last_error is None
+    assert _attempts_counted("retry") - retries_before == 2
 
 
 async def test_server_error_not_retried_by_default(
