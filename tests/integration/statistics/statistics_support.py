@@ -299,7 +299,7 @@ class Scenario:
 
 async def wait_until(
     condition: Callable[[], Awaitable[bool]],
-    timeout: float = 15.0,
+    timeout: float = 30.0,
     what: str = "condition",
 ) -> None:
     """Poll `condition` until it holds; fail after `timeout` seconds."""
