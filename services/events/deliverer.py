@@ -31,6 +31,7 @@ from services.events.deliveries import (
     WebhookDelivery,
     finished_expiry,
 )
+from services.events.overrides import backoff_seconds
 from services.events.settings import EventsSettings
 from shared import metrics
 from shared.errors import UnavailableError
@@ -175,8 +176,28 @@ class Deliverer:
         if must_claim and not await self._store.claim(delivery, now + self._lease):
             logger.debug("delivery taken by another replica")
             return None
-        result = await self._handlers[delivery.kind].attempt(delivery)
+        result = await self._attempt_safely(delivery)
         return await self._record(delivery, result)
+
+    async def _attempt_safely(self, delivery: WebhookDelivery) -> AttemptResult:
+        """The handler's result: an outage is retried, a bug ends the delivery.
+
+        Ending it matters: an attempt that always crashes would otherwise come back
+        after every lease, forever.
+        """
+        try:
+            return await self._handlers[delivery.kind].attempt(delivery)
+        except UnavailableError as exc:
+            delay = backoff_seconds(
+                delivery.attempts + 1, self._settings.webhook_backoff_seconds
+            )
+            return RetryLater(delay=delay, error=exc.message)
+        except Exception as exc:
+            logger.exception("webhook attempt crashed; delivery given up")
+            return Finished(
+                status=DeliveryStatus.FAILED,
+                error=f"internal error: {type(exc).__name__}",
+            )
 
     async def _record(
         self, delivery: WebhookDelivery, result: AttemptResult

@@ -49,17 +49,15 @@ def plan_deliveries(
             )
         )
     workflow = config.workflows.get(event.event_data.get("workflow_sid") or "")
-    if (
-        event.event_type == ASSIGNMENT_EVENT
-        and workflow
-        and workflow.assignment_callback_url
-    ):
+    callback_url = workflow.assignment_callback_url if workflow else None
+    reservation_sid = event.event_data.get("reservation_sid")
+    if event.event_type == ASSIGNMENT_EVENT and callback_url and reservation_sid:
         params = assignment_callback_params(event)
         planned.append(
             _delivery(
                 event,
                 DeliveryKind.ASSIGNMENT_CALLBACK,
-                workflow.assignment_callback_url,
+                callback_url,
                 workflow.fallback_assignment_callback_url or None,
                 params,
                 now,

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.secrets import decrypt_secret
 from shared.storage import collections as c
+from shared.storage.mongo import translate_errors
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ class AuthTokens:
         return token
 
     async def _load(self, account_sid: str) -> str | None:
-        doc = await self._accounts.find_one(
-            {"_id": account_sid}, {"auth_token_encrypted": 1}
+        doc = await translate_errors(
+            lambda: self._accounts.find_one(
+                {"_id": account_sid}, {"auth_token_encrypted": 1}
+            )
         )
         ciphertext = (doc or {}).get("auth_token_encrypted")
         if not ciphertext:

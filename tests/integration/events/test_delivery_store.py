@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from events_support import ACCOUNT, WORKSPACE
+from events_support import ACCOUNT, WORKSPACE, events_settings, eventually
 
+from services.events.deliverer import Deliverer
 from services.events.deliveries import (
     DeliveryKind,
     DeliveryStatus,
     DeliveryStore,
     WebhookDelivery,
 )
+from shared.errors import UnavailableError
 from shared.models import utcnow
 from shared.storage.mongo import open_database
 
@@ -76,3 +78,40 @@ async def test_finished_delivery_is_never_due_or_claimed(store):
     stored = await store.get(record.id)
     assert stored.status is DeliveryStatus.DELIVERED
     assert stored.version == 1
+
+
+class _CrashingHandler:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def attempt(self, delivery):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (KeyError("ReservationSid"), "failed", "internal error: KeyError"),
+        (UnavailableError("store down"), "pending", "store down"),
+    ],
+    ids=["bug-ends-delivery", "outage-is-retried"],
+)
+async def test_crashing_attempt_is_recorded(
+    store, isolated_env, error, status, message
+):
+    settings = events_settings(isolated_env, TASKROUTER_WEBHOOK_BACKOFF_SECONDS="30")
+    deliverer = Deliverer(
+        store, {DeliveryKind.EVENT_CALLBACK: _CrashingHandler(error)}, settings
+    )
+    [delivery] = await store.insert_new([_delivery("EV1", due_in=60)])
+
+    deliverer.submit([delivery])
+
+    async def attempted():
+        found = await store.get(delivery.id)
+        return found if found.attempts == 1 else None
+
+    record = await eventually(attempted)
+    assert record.status == status
+    assert record.last_error == message
+    await deliverer.stop()

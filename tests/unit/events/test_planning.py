@@ -140,3 +140,18 @@ def test_needs_workflow_when_view_misses_it():
     assert needs_workflow(_event("reservation.created", "WW2"), config)
     assert not needs_workflow(_event("reservation.created", "WW1"), config)
     assert not needs_workflow(_event("task.created", "WW2"), config)
+
+
+def test_plan_no_assignment_callback_without_reservation_sid():
+    config = _config(callback=None, assignment="https://h.example/assign")
+    event = make_event(
+        "reservation.created",
+        account_sid="AC1",
+        workspace_sid="WS1",
+        resource_type="reservation",
+        resource_sid="WR1",
+        at=NOW,
+        data={"workflow_sid": "WW1"},
+    )
+
+    assert plan_deliveries(event, config, now=NOW, first_attempt_at=NOW) == []
