@@ -21,7 +21,8 @@ from shared.storage import collections as c
 
 logger = logging.getLogger(__name__)
 
-_NEWEST_FIRST = [("event_date", DESCENDING), ("_id", DESCENDING)]
+# The gateway lists newest first by `event_date_ms`, then `_id` (events.md §1).
+_NEWEST_FIRST = [("event_date_ms", DESCENDING), ("_id", DESCENDING)]
 
 # One index per Events API filter, each inside a workspace and newest first.
 _FILTER_FIELDS = (
