@@ -43,7 +43,7 @@ class Receiver:
     requests: queue.Queue[Received] = field(default_factory=queue.Queue)
     reply: Callable[[Received], Reply] = lambda request: (204, "application/json", b"")
 
-    async def next(self, timeout: float = 10.0) -> Received:
+    async def next(self, timeout: float = 30.0) -> Received:
         """The next request, waiting at most `timeout` seconds."""
         return await asyncio.to_thread(self.requests.get, True, timeout)
 
@@ -138,7 +138,7 @@ def reservation_created(reservation_sid: str = "WR" + "1" * 32):
     )
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -68,7 +68,7 @@ async def test_accept_instruction_sends_update_reservation(
     assert RequestValidator(AUTH_TOKEN).validate(
         url, callback.form, callback.headers["X-Twilio-Signature"]
     )
-    subject, command = await asyncio.wait_for(received.get(), 10)
+    subject, command = await asyncio.wait_for(received.get(), 30)
     assert subject == probe.subjects.command(
         QUEUE_DISPATCHER, "reservation.update", WORKSPACE
     )
@@ -100,7 +100,7 @@ async def test_reject_from_fallback_carries_activity(
     await probe.committer.commit([], [reservation_created()])
 
     assert [(await receiver.next()).path for _ in range(2)] == ["/assign", "/fallback"]
-    _, command = await asyncio.wait_for(received.get(), 10)
+    _, command = await asyncio.wait_for(received.get(), 30)
     assert command["reservation_status"] == "rejected"
     assert command["worker_activity_sid"] == "WA" + "7" * 32
 
@@ -120,7 +120,7 @@ async def test_both_callbacks_failing_reports_callback_failed(
 
     await probe.committer.commit([], [event])
 
-    subject, command = await asyncio.wait_for(received.get(), 10)
+    subject, command = await asyncio.wait_for(received.get(), 30)
     assert subject.endswith(".reservation.callback-failed")
     assert command == {
         "account_sid": ACCOUNT,
@@ -201,9 +201,9 @@ async def test_unreachable_dispatcher_is_retried_without_posting_again(
 
     await probe.committer.commit([], [reservation_created()])
 
-    await asyncio.wait_for(received.get(), 10)
+    await asyncio.wait_for(received.get(), 30)
     answers["reservation.update"] = {"ok": True, "result": None}
-    _, second = await asyncio.wait_for(received.get(), 10)
+    _, second = await asyncio.wait_for(received.get(), 30)
     assert second["reservation_status"] == "accepted"
     assert receiver.requests.qsize() == 1
 
@@ -232,7 +232,7 @@ async def test_callback_timeout_goes_to_fallback(
     await probe.committer.commit([], [reservation_created()])
 
     try:
-        _, command = await asyncio.wait_for(received.get(), 10)
+        _, command = await asyncio.wait_for(received.get(), 30)
     finally:
         release.set()
     assert command["reservation_status"] == "accepted"
