@@ -3,7 +3,7 @@
     accounts create [--friendly-name NAME]           prints the new SID and auth token
     accounts rotate-token AC…                        prints the new auth token
     keys create AC… [--friendly-name NAME] [--permission P ...]
-                                                     prints the key SID and its secret, once
+                                                     prints the key SID and secret, once
     keys list AC…                                    the account's keys, without secrets
     keys revoke SK…                                  the key stops working everywhere
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 import nats
+import nats.errors
 from pymongo import UpdateOne
 
 from services.gateway.accounts import Accounts
@@ -67,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = groups.add_parser("keys", help="API keys (SK…)")
     key_commands = keys.add_subparsers(dest="command", required=True)
-    create_key = key_commands.add_parser("create", help="create a key; prints its secret once")
+    create_key = key_commands.add_parser(
+        "create", help="create a key; prints its secret once"
+    )
     create_key.add_argument("account_sid", metavar="AC…")
     create_key.add_argument("--friendly-name")
     create_key.add_argument(
@@ -105,7 +108,9 @@ class _Admin:
     def print(self, value: Any) -> None:
         print(json.dumps(value, indent=2, default=str), file=self.out)
 
-    async def broadcast(self, *, account_sid: str | None = None, key_sid: str | None = None) -> None:
+    async def broadcast(
+        self, *, account_sid: str | None = None, key_sid: str | None = None
+    ) -> None:
         """Tell running gateways to drop cached credentials; warn when NATS is away."""
         subject = Subjects(self.settings.subject_prefix).credentials_changed()
         message = credentials_changed_message(account_sid=account_sid, key_sid=key_sid)
@@ -123,7 +128,7 @@ class _Admin:
             )
             await connection.publish(subject, message)
             await connection.drain()
-        except Exception as exc:
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
             print(
                 f"warning: could not tell running gateways ({type(exc).__name__}); "
                 "they pick the change up at their next periodic reload",
@@ -135,43 +140,65 @@ async def _accounts_create(admin: _Admin, args: argparse.Namespace) -> None:
     account_sid, auth_token = new_sid(SidPrefix.ACCOUNT), secrets.token_hex(16)
     await admin.accounts.save(account_sid, auth_token)
     if args.friendly_name is not None:
-        operation = UpdateOne({"_id": account_sid}, {"$set": {"friendly_name": args.friendly_name}})
+        operation = UpdateOne(
+            {"_id": account_sid}, {"$set": {"friendly_name": args.friendly_name}}
+        )
         await admin.committer.commit([Write(c.ACCOUNTS, operation)])
     await admin.broadcast(account_sid=account_sid)
-    admin.print({"account_sid": account_sid, "auth_token": auth_token,
-                 "friendly_name": args.friendly_name})
+    admin.print(
+        {
+            "account_sid": account_sid,
+            "auth_token": auth_token,
+            "friendly_name": args.friendly_name,
+        }
+    )
 
 
 async def _accounts_rotate_token(admin: _Admin, args: argparse.Namespace) -> None:
     account_sid = args.account_sid
-    existing = await admin.db[c.ACCOUNTS].find_one({"_id": account_sid}, {"bootstrap": 1})
+    existing = await admin.db[c.ACCOUNTS].find_one(
+        {"_id": account_sid}, {"bootstrap": 1}
+    )
     if existing is None:
         raise NotFoundError("Account", account_sid)
     auth_token = secrets.token_hex(16)
-    await admin.accounts.save(account_sid, auth_token, bootstrap=bool(existing.get("bootstrap")))
+    await admin.accounts.save(
+        account_sid, auth_token, bootstrap=bool(existing.get("bootstrap"))
+    )
     await admin.broadcast(account_sid=account_sid)
     admin.print({"account_sid": account_sid, "auth_token": auth_token})
 
 
 async def _keys_create(admin: _Admin, args: argparse.Namespace) -> None:
     issued = await create_api_key(
-        admin.db, admin.committer, admin.settings.secret_key, args.account_sid,
-        friendly_name=args.friendly_name, permissions=args.permissions,
+        admin.db,
+        admin.committer,
+        admin.settings.secret_key,
+        args.account_sid,
+        friendly_name=args.friendly_name,
+        permissions=args.permissions,
     )
     await admin.broadcast(key_sid=issued.sid)
-    admin.print({
-        "sid": issued.sid,
-        "secret": issued.secret,
-        "account_sid": issued.account_sid,
-        "friendly_name": issued.friendly_name,
-        "permissions": list(issued.permissions) if issued.permissions is not None else None,
-        "date_created": issued.date_created.isoformat(),
-    })
+    admin.print(
+        {
+            "sid": issued.sid,
+            "secret": issued.secret,
+            "account_sid": issued.account_sid,
+            "friendly_name": issued.friendly_name,
+            "permissions": list(issued.permissions)
+            if issued.permissions is not None
+            else None,
+            "date_created": issued.date_created.isoformat(),
+        }
+    )
     print("The secret is shown only this once; store it now.", file=admin.err)
 
 
 async def _keys_list(admin: _Admin, args: argparse.Namespace) -> None:
-    if await admin.db[c.ACCOUNTS].find_one({"_id": args.account_sid}, {"_id": 1}) is None:
+    if (
+        await admin.db[c.ACCOUNTS].find_one({"_id": args.account_sid}, {"_id": 1})
+        is None
+    ):
         raise NotFoundError("Account", args.account_sid)
     admin.print(await list_api_keys(admin.db, args.account_sid))
 
@@ -215,7 +242,9 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(run(sys.argv[1:] if argv is None else argv, load(CommonSettings)))
+    return asyncio.run(
+        run(sys.argv[1:] if argv is None else argv, load(CommonSettings))
+    )
 
 
 if __name__ == "__main__":

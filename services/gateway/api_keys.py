@@ -1,4 +1,4 @@
-"""API keys: `SK…` credentials of one account, standard or restricted, checked from memory.
+"""API keys: `SK…` credentials of an account, standard or restricted, checked in memory.
 
 A key document (`api_keys`, `_id` = SK SID, written only by the gateway and its
 admin tool):
@@ -58,7 +58,7 @@ MAX_FRIENDLY_NAME = 64
 
 @dataclass(frozen=True)
 class KeyIdentity:
-    """Who a request authenticated with an API key is: the key, its account, its grant."""
+    """A caller authenticated with an API key: the key, its account, its grant."""
 
     key_sid: str
     account_sid: str
@@ -101,14 +101,22 @@ async def create_api_key(
     """
     if friendly_name is not None and len(friendly_name) > MAX_FRIENDLY_NAME:
         raise DomainValidationError(
-            f"FriendlyName is longer than {MAX_FRIENDLY_NAME} characters", param="FriendlyName"
+            f"FriendlyName is longer than {MAX_FRIENDLY_NAME} characters",
+            param="FriendlyName",
         )
-    granted = None if permissions is None else PermissionSet.parse(permissions).permissions
+    granted = (
+        None if permissions is None else PermissionSet.parse(permissions).permissions
+    )
     if await db[c.ACCOUNTS].find_one({"_id": account_sid}, {"_id": 1}) is None:
         raise NotFoundError("Account", account_sid)
 
     issued = IssuedKey(
-        new_sid(SidPrefix.API_KEY), account_sid, friendly_name, new_secret(), granted, utcnow()
+        new_sid(SidPrefix.API_KEY),
+        account_sid,
+        friendly_name,
+        new_secret(),
+        granted,
+        utcnow(),
     )
     document = {
         "_id": issued.sid,
@@ -121,13 +129,19 @@ async def create_api_key(
         "date_revoked": None,
     }
     await committer.commit([Write(c.API_KEYS, InsertOne(document))])
-    logger.info("api key created", extra={"key_sid": issued.sid, "account_sid": account_sid})
+    logger.info(
+        "api key created", extra={"key_sid": issued.sid, "account_sid": account_sid}
+    )
     return issued
 
 
-async def revoke_api_key(db: AsyncDatabase[Any], committer: Committer, key_sid: str) -> str:
-    """Mark a key revoked (idempotent); returns its account SID. NotFoundError if unknown."""
-    found = await db[c.API_KEYS].find_one({"_id": key_sid}, {"account_sid": 1, "revoked": 1})
+async def revoke_api_key(
+    db: AsyncDatabase[Any], committer: Committer, key_sid: str
+) -> str:
+    """Mark a key revoked (idempotent); returns its account SID, or NotFoundError."""
+    found = await db[c.API_KEYS].find_one(
+        {"_id": key_sid}, {"account_sid": 1, "revoked": 1}
+    )
     if found is None:
         raise NotFoundError("Key", key_sid)
     if not found.get("revoked"):
@@ -139,7 +153,9 @@ async def revoke_api_key(db: AsyncDatabase[Any], committer: Committer, key_sid: 
     return found["account_sid"]
 
 
-async def list_api_keys(db: AsyncDatabase[Any], account_sid: str) -> list[dict[str, Any]]:
+async def list_api_keys(
+    db: AsyncDatabase[Any], account_sid: str
+) -> list[dict[str, Any]]:
     """The keys of one account, oldest first, without their secret hashes."""
     cursor = db[c.API_KEYS].find({"account_sid": account_sid}, {"secret_hash": 0})
     documents = await cursor.sort([("date_created", 1), ("_id", 1)]).to_list(None)
@@ -204,7 +220,7 @@ class ApiKeys:
             self._keys, self._account_status, self._unknown = keys, statuses, set()
 
     async def authenticate(self, key_sid: str, secret: str) -> KeyIdentity:
-        """The identity an `SK…` SID and secret prove; raises AuthenticationError otherwise.
+        """The identity an `SK…` SID and secret prove; else raises AuthenticationError.
 
         A key of a suspended account raises PermissionDeniedError (403).
         """
@@ -213,15 +229,21 @@ class ApiKeys:
         # Compare even for an unknown key, so the answer takes about as long.
         matches = secret_matches(self._secret_key, secret, expected)
         if key is None or key.revoked or not matches:
-            raise AuthenticationError("Authentication Error - invalid username or password")
+            raise AuthenticationError(
+                "Authentication Error - invalid username or password"
+            )
         status = await self._status(key.account_sid)
         if status is None:
-            raise AuthenticationError("Authentication Error - invalid username or password")
+            raise AuthenticationError(
+                "Authentication Error - invalid username or password"
+            )
         if status != ACTIVE:
             raise PermissionDeniedError(f"Account {key.account_sid} is not active")
         return KeyIdentity(key_sid, key.account_sid, key.permissions)
 
-    def forget(self, *, account_sid: str | None = None, key_sid: str | None = None) -> None:
+    def forget(
+        self, *, account_sid: str | None = None, key_sid: str | None = None
+    ) -> None:
         """Drop cached credentials; the next request using them reads the store."""
         self._generation += 1
         if key_sid is not None:
@@ -229,7 +251,9 @@ class ApiKeys:
             self._unknown.discard(key_sid)
         if account_sid is not None:
             self._account_status.pop(account_sid, None)
-            for sid in [s for s, k in self._keys.items() if k.account_sid == account_sid]:
+            for sid in [
+                s for s, k in self._keys.items() if k.account_sid == account_sid
+            ]:
                 del self._keys[sid]
 
     async def on_credentials_changed(self, body: dict[str, Any]) -> None:
@@ -237,11 +261,14 @@ class ApiKeys:
         self.forget(account_sid=body.get("account_sid"), key_sid=body.get("key_sid"))
         logger.info(
             "cached credentials dropped",
-            extra={"account_sid": body.get("account_sid"), "key_sid": body.get("key_sid")},
+            extra={
+                "account_sid": body.get("account_sid"),
+                "key_sid": body.get("key_sid"),
+            },
         )
 
     async def refresh_forever(self, every: float) -> None:
-        """Reload everything every `every` seconds: the safety net for missed broadcasts."""
+        """Reload everything every `every` seconds: the net for missed broadcasts."""
         while True:
             await asyncio.sleep(every)
             try:
@@ -282,8 +309,10 @@ class ApiKeys:
 CredentialsHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def subscribe_credentials_changed(runtime: ServiceRuntime, *handlers: CredentialsHandler) -> None:
-    """Call `handlers` on every credentials-changed broadcast (each replica gets each one).
+def subscribe_credentials_changed(
+    runtime: ServiceRuntime, *handlers: CredentialsHandler
+) -> None:
+    """Call `handlers` on each credentials-changed broadcast (every replica gets it).
 
     Register before `runtime.start()`.
     """

@@ -35,7 +35,9 @@ from shared.sids import SidPrefix
 
 # Merge into services.gateway.errors.ERROR_TABLE (looked up along the MRO, so it
 # wins over PermissionDeniedError's 20403 for restricted keys only).
-IDENTITY_ERROR_STATUSES = {KeyPermissionDeniedError: ErrorStatus(403, PERMISSION_DENIED_CODE)}
+IDENTITY_ERROR_STATUSES = {
+    KeyPermissionDeniedError: ErrorStatus(403, PERMISSION_DENIED_CODE)
+}
 
 
 class Limiter(Protocol):
@@ -51,7 +53,9 @@ class Identity:
     permissions: PermissionSet | None = None  # None: allowed everything
 
 
-async def authenticate(header: str | None, accounts: Accounts, api_keys: ApiKeys) -> Identity:
+async def authenticate(
+    header: str | None, accounts: Accounts, api_keys: ApiKeys
+) -> Identity:
     """The identity an `Authorization` header proves; raises AuthenticationError."""
     username, password = parse_basic_auth(header)
     if username.startswith(SidPrefix.API_KEY):
@@ -72,7 +76,7 @@ def workspace_of(request: Request) -> str | None:
 
 
 def route_template(request: Request) -> str:
-    """The matched route's path with placeholders (`/v1/Workspaces/{workspace_sid}/…`)."""
+    """The route's path with placeholders: `/v1/Workspaces/{workspace_sid}/…`."""
     route = request.scope.get("route")
     return getattr(route, "path", request.url.path)
 
@@ -81,14 +85,17 @@ async def identify(
     request: Request, accounts: Accounts, api_keys: ApiKeys, limiter: Limiter
 ) -> Identity:
     """Authenticate, rate-limit and authorize one request (see the module docstring)."""
-    identity = await authenticate(request.headers.get("authorization"), accounts, api_keys)
+    identity = await authenticate(
+        request.headers.get("authorization"), accounts, api_keys
+    )
 
     decision = limiter.check(identity.account_sid, workspace_of(request))
     request.state.rate_limit = decision
     decision.enforce()
 
-    check_permission(identity.permissions, request.method, route_template(request),
-                     request.url.path)
+    check_permission(
+        identity.permissions, request.method, route_template(request), request.url.path
+    )
     return identity
 
 

@@ -1,4 +1,4 @@
-"""Settings of the gateway's identity pieces: API keys, rate limits, TLS (prefix `TASKROUTER_`).
+"""Settings of the gateway's API keys, rate limits and TLS (prefix `TASKROUTER_`).
 
 `IdentitySettings` extends `CommonSettings`; the gateway's own settings class
 inherits from it to read these fields too.
@@ -30,16 +30,20 @@ def parse_rate_limit_overrides(value: Any) -> dict[str, int]:
         else:
             pairs = [part.partition("=") for part in text.split(",") if part.strip()]
             if any(not sep for _, sep, _ in pairs):
-                raise ValueError(f"expected SID=LIMIT pairs separated by commas, got {text!r}")
+                raise ValueError(
+                    f"expected SID=LIMIT pairs separated by commas, got {text!r}"
+                )
             value = {sid.strip(): limit.strip() for sid, _, limit in pairs}
     if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping of SID to limit, got {value!r}")
+        raise TypeError(f"expected a mapping of SID to limit, got {value!r}")
     overrides = {}
     for sid, limit in value.items():
         if not (is_sid(sid, SidPrefix.ACCOUNT) or is_sid(sid, SidPrefix.WORKSPACE)):
             raise ValueError(f"rate-limit override key {sid!r} is no AC or WS SID")
         if int(limit) <= 0:
-            raise ValueError(f"rate-limit override for {sid} must be positive, not {limit!r}")
+            raise ValueError(
+                f"rate-limit override for {sid} must be positive, not {limit!r}"
+            )
         overrides[sid] = int(limit)
     return overrides
 
@@ -52,8 +56,8 @@ class IdentitySettings(CommonSettings):
         validation_alias=AliasChoices(
             "TASKROUTER_CREDENTIALS_REFRESH_SECONDS", "credentials_refresh_seconds"
         ),
-        description="How often each gateway reloads API keys and accounts from the store, "
-        "in case a credentials-changed broadcast was missed.",
+        description="How often each gateway reloads API keys and accounts from the "
+        "store, in case a credentials-changed broadcast was missed.",
     )
     rate_limit_per_second: int = Field(
         100,
@@ -61,7 +65,7 @@ class IdentitySettings(CommonSettings):
         validation_alias=AliasChoices(
             "TASKROUTER_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"
         ),
-        description="Requests per second per account, averaged over 10 seconds; 0 = off.",
+        description="Requests per second per account, averaged over 10 s; 0 = off.",
     )
     # NoDecode: the environment value is parsed by `_overrides`, not as JSON only.
     rate_limit_overrides: Annotated[dict[str, int], NoDecode] = Field(
@@ -75,13 +79,15 @@ class IdentitySettings(CommonSettings):
     rate_limit_sync_ms: int = Field(
         100,
         gt=0,
-        validation_alias=AliasChoices("TASKROUTER_RATE_LIMIT_SYNC_MS", "rate_limit_sync_ms"),
-        description="How often a gateway replica shares its request counts with the others.",
+        validation_alias=AliasChoices(
+            "TASKROUTER_RATE_LIMIT_SYNC_MS", "rate_limit_sync_ms"
+        ),
+        description="How often a gateway replica shares its request counts.",
     )
     tls_cert_file: str | None = Field(
         None,
         validation_alias=AliasChoices("TASKROUTER_TLS_CERT_FILE", "tls_cert_file"),
-        description="PEM certificate (chain) for HTTPS; with tls_key_file turns TLS on.",
+        description="PEM certificate (chain); with tls_key_file turns HTTPS on.",
     )
     tls_key_file: str | None = Field(
         None,
@@ -93,7 +99,7 @@ class IdentitySettings(CommonSettings):
         validation_alias=AliasChoices(
             "TASKROUTER_ALLOW_INSECURE_HTTP", "allow_insecure_http"
         ),
-        description="Allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy).",
+        description="Allow plain HTTP off loopback (e.g. behind a TLS proxy).",
     )
 
     @field_validator("rate_limit_overrides", mode="before")

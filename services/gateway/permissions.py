@@ -23,9 +23,9 @@ Grammar accepted (case-insensitive; surrounding blanks ignored):
 Examples:
 
     /twilio/taskrouter/workspaces.tasks/create     create tasks (Twilio's form)
-    /twilio/taskrouter/workspaces.workers/*        every action on workers (Twilio's form)
-    /twilio/taskrouter/workspaces.workers.*/list   list anything below workers: channels,
-                                                   reservations, worker statistics
+    /twilio/taskrouter/workspaces.workers/*        any action on workers (Twilio's)
+    /twilio/taskrouter/workspaces.workers.*/list   list anything below workers:
+                                                   channels, reservations, statistics
                                                    (extension; not workers themselves)
     /twilio/taskrouter/*/read                      fetch anything (extension)
     /twilio/taskrouter/*                           everything in TaskRouter (extension)
@@ -70,7 +70,9 @@ class KeyPermissionDeniedError(PermissionDeniedError):
 
     def __init__(self, needed: Permission | None, method: str, path: str) -> None:
         granted = f"permission {str(needed)!r}" if needed else "an unrestricted key"
-        super().__init__(f"The API key is not allowed to {method} {path}: it needs {granted}")
+        super().__init__(
+            f"The API key is not allowed to {method} {path}: it needs {granted}"
+        )
         self.needed = needed
 
 
@@ -79,8 +81,15 @@ class KeyPermissionDeniedError(PermissionDeniedError):
 W = "/v1/Workspaces/{}"
 
 
-def _collection(path: str, resource: str, *, fetch: bool = True, create: bool = True,
-                update: bool = True, delete: bool = True) -> dict[tuple[str, str], Permission]:
+def _collection(
+    path: str,
+    resource: str,
+    *,
+    fetch: bool = True,
+    create: bool = True,
+    update: bool = True,
+    delete: bool = True,
+) -> dict[tuple[str, str], Permission]:
     """The list/create and fetch/update/delete operations of one resource."""
     table = {("GET", path): Permission(resource, "list")}
     if create:
@@ -95,7 +104,9 @@ def _collection(path: str, resource: str, *, fetch: bool = True, create: bool = 
     return table
 
 
-def _statistics(path: str, resource: str, method: str = "GET") -> dict[tuple[str, str], Permission]:
+def _statistics(
+    path: str, resource: str, method: str = "GET"
+) -> dict[tuple[str, str], Permission]:
     return {(method, path): Permission(resource, "list")}
 
 
@@ -107,37 +118,67 @@ OPERATIONS: dict[tuple[str, str], Permission] = {
     **_collection(f"{W}/Workflows", "workspaces.workflows"),
     **_collection(f"{W}/Workers", "workspaces.workers"),
     **_collection(f"{W}/Tasks", "workspaces.tasks"),
-    **_collection(f"{W}/Events", "workspaces.events", create=False, update=False,
-                  delete=False),
-    **_collection(f"{W}/Workers/{{}}/Channels", "workspaces.workers.channels",
-                  create=False, delete=False),
-    **_collection(f"{W}/Workers/{{}}/Reservations", "workspaces.workers.reservations",
-                  create=False, delete=False),
-    **_collection(f"{W}/Tasks/{{}}/Reservations", "workspaces.tasks.reservations",
-                  create=False, delete=False),
+    **_collection(
+        f"{W}/Events", "workspaces.events", create=False, update=False, delete=False
+    ),
+    **_collection(
+        f"{W}/Workers/{{}}/Channels",
+        "workspaces.workers.channels",
+        create=False,
+        delete=False,
+    ),
+    **_collection(
+        f"{W}/Workers/{{}}/Reservations",
+        "workspaces.workers.reservations",
+        create=False,
+        delete=False,
+    ),
+    **_collection(
+        f"{W}/Tasks/{{}}/Reservations",
+        "workspaces.tasks.reservations",
+        create=False,
+        delete=False,
+    ),
     # Statistics: Twilio names every one of them `.../list`, even a single fetch.
     **_statistics(f"{W}/Statistics", "workspaces.statistics"),
     **_statistics(f"{W}/RealTimeStatistics", "workspaces.real-time-statistics"),
     **_statistics(f"{W}/CumulativeStatistics", "workspaces.cumulative-statistics"),
     **_statistics(f"{W}/TaskQueues/Statistics", "workspaces.task-queues.statistics"),
-    **_statistics(f"{W}/TaskQueues/{{}}/Statistics",
-                  "workspaces.task-queues.instance-statistics"),
-    **_statistics(f"{W}/TaskQueues/{{}}/RealTimeStatistics",
-                  "workspaces.task-queue.real-time-statistics"),
-    **_statistics(f"{W}/TaskQueues/{{}}/CumulativeStatistics",
-                  "workspaces.task-queues.cumulative-statistics"),
-    **_statistics(f"{W}/TaskQueues/RealTimeStatistics",
-                  "workspaces.task-queue.bulk-real-time-statistics", method="POST"),
+    **_statistics(
+        f"{W}/TaskQueues/{{}}/Statistics", "workspaces.task-queues.instance-statistics"
+    ),
+    **_statistics(
+        f"{W}/TaskQueues/{{}}/RealTimeStatistics",
+        "workspaces.task-queue.real-time-statistics",
+    ),
+    **_statistics(
+        f"{W}/TaskQueues/{{}}/CumulativeStatistics",
+        "workspaces.task-queues.cumulative-statistics",
+    ),
+    **_statistics(
+        f"{W}/TaskQueues/RealTimeStatistics",
+        "workspaces.task-queue.bulk-real-time-statistics",
+        method="POST",
+    ),
     **_statistics(f"{W}/Workers/Statistics", "workspaces.workers.statistics"),
-    **_statistics(f"{W}/Workers/RealTimeStatistics", "workspaces.workers.real-time-statistics"),
-    **_statistics(f"{W}/Workers/CumulativeStatistics",
-                  "workspaces.workers.cumulative-statistics"),
-    **_statistics(f"{W}/Workers/{{}}/Statistics", "workspaces.workers.instance-statistics"),
+    **_statistics(
+        f"{W}/Workers/RealTimeStatistics", "workspaces.workers.real-time-statistics"
+    ),
+    **_statistics(
+        f"{W}/Workers/CumulativeStatistics", "workspaces.workers.cumulative-statistics"
+    ),
+    **_statistics(
+        f"{W}/Workers/{{}}/Statistics", "workspaces.workers.instance-statistics"
+    ),
     **_statistics(f"{W}/Workflows/{{}}/Statistics", "workspaces.workflows.statistics"),
-    **_statistics(f"{W}/Workflows/{{}}/RealTimeStatistics",
-                  "workspaces.workflows.real-time-statistics"),
-    **_statistics(f"{W}/Workflows/{{}}/CumulativeStatistics",
-                  "workspaces.workflows.cumulative-statistics"),
+    **_statistics(
+        f"{W}/Workflows/{{}}/RealTimeStatistics",
+        "workspaces.workflows.real-time-statistics",
+    ),
+    **_statistics(
+        f"{W}/Workflows/{{}}/CumulativeStatistics",
+        "workspaces.workflows.cumulative-statistics",
+    ),
 }
 
 RESOURCES: frozenset[str] = frozenset(p.resource for p in OPERATIONS.values())
@@ -191,13 +232,14 @@ def _parse_one(text: str) -> _Grant:
         raise PermissionSyntaxError(
             f"Permission {text!r} must start with {PREFIX!r}", param="Permission"
         )
-    rest = value[len(PREFIX):]
+    rest = value[len(PREFIX) :]
     if rest == "*":
         return _Grant(None, False, None)
     resource, sep, action = rest.rpartition("/")
     if not sep or action not in (*ACTIONS, "*"):
         raise PermissionSyntaxError(
-            f"Permission {text!r} must end in /read, /list, /create, /update, /delete or /*",
+            f"Permission {text!r} must end in /read, /list, /create, /update, "
+            "/delete or /*",
             param="Permission",
         )
     grant_action = None if action == "*" else action
@@ -229,7 +271,7 @@ class PermissionSet:
 
     @classmethod
     def parse(cls, permissions: Iterable[str]) -> PermissionSet:
-        """Parse and validate; raises PermissionSyntaxError (at most 100, none empty)."""
+        """Parse and validate (1 to 100 permissions); raises PermissionSyntaxError."""
         texts = tuple(permissions)
         if not texts:
             raise PermissionSyntaxError(
@@ -243,7 +285,9 @@ class PermissionSet:
             )
         grants = [_parse_one(text) for text in texts]
         exact = frozenset(
-            Permission(g.resource, g.action) for g in grants if g.exact  # type: ignore[arg-type]
+            Permission(g.resource, g.action)
+            for g in grants
+            if g.exact  # type: ignore[arg-type]
         )
         patterns = tuple(g for g in grants if not g.exact)
         normalized = tuple(text.strip().lower() for text in texts)
@@ -256,11 +300,13 @@ class PermissionSet:
 def is_allowed(
     permissions: PermissionSet | Sequence[str] | None, resource: str, action: str
 ) -> bool:
-    """True when `permissions` grant `action` on `resource`; None (a standard key) grants all."""
+    """True when `permissions` grant `action` on `resource`; None grants all."""
     if permissions is None:
         return True
-    granted = permissions if isinstance(permissions, PermissionSet) else PermissionSet.parse(
+    granted = (
         permissions
+        if isinstance(permissions, PermissionSet)
+        else PermissionSet.parse(permissions)
     )
     return granted.allows(Permission(resource, action))
 

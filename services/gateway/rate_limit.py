@@ -98,7 +98,7 @@ def budget_for(
     default_limit: int,
     overrides: Mapping[str, int],
 ) -> Budget | None:
-    """The budget of a request to `workspace_sid` (None: no workspace); None when off."""
+    """The budget of a request to `workspace_sid` (may be None); None when off."""
     if workspace_sid is not None and workspace_sid in overrides:
         return Budget(workspace_sid, overrides[workspace_sid], "Workspace", False)
     if account_sid in overrides:
@@ -183,7 +183,9 @@ class RateLimiter:
     # -- deciding ----------------------------------------------------------------
     def check(self, account_sid: str, workspace_sid: str | None = None) -> Decision:
         """Admit and count one request, or refuse it without counting."""
-        budget = budget_for(account_sid, workspace_sid, self._default_limit, self._overrides)
+        budget = budget_for(
+            account_sid, workspace_sid, self._default_limit, self._overrides
+        )
         if budget is None:
             return UNLIMITED
         now = self._clock()
@@ -193,7 +195,9 @@ class RateLimiter:
         total = _window_sum(local, oldest) + _window_sum(remote, oldest)
 
         if total >= budget.capacity:
-            retry = self._retry_after(local, remote, oldest, total + 1 - budget.capacity, now)
+            retry = self._retry_after(
+                local, remote, oldest, total + 1 - budget.capacity, now
+            )
             return Decision(False, budget.limit, 0, retry, budget.config)
         share = self._share(budget, total)
         if share is not None and self._unsent[budget.key] >= share:
@@ -204,11 +208,15 @@ class RateLimiter:
         local[current] = local.get(current, 0) + 1
         self._dirty[budget.key].add(current)
         self._unsent[budget.key] += 1
-        return Decision(True, budget.limit, budget.capacity - total - 1, 0, budget.config)
+        return Decision(
+            True, budget.limit, budget.capacity - total - 1, 0, budget.config
+        )
 
     def counted(self, account_sid: str, workspace_sid: str | None = None) -> int:
         """Requests counted in the budget's current window, by every replica known."""
-        budget = budget_for(account_sid, workspace_sid, self._default_limit, self._overrides)
+        budget = budget_for(
+            account_sid, workspace_sid, self._default_limit, self._overrides
+        )
         if budget is None:
             return 0
         oldest = self._bucket(self._clock()) - WINDOW_SECONDS * BUCKETS_PER_SECOND
@@ -249,7 +257,9 @@ class RateLimiter:
         for bucket in buckets:
             dropped += local.get(bucket, 0) + remote.get(bucket, 0)
             if dropped >= excess:
-                leaves_at = (bucket + WINDOW_SECONDS * BUCKETS_PER_SECOND + 1) / BUCKETS_PER_SECOND
+                leaves_at = (
+                    bucket + WINDOW_SECONDS * BUCKETS_PER_SECOND + 1
+                ) / BUCKETS_PER_SECOND
                 return max(1, math.ceil(round(leaves_at - now, 6)))
         return WINDOW_SECONDS + 1
 
@@ -257,7 +267,9 @@ class RateLimiter:
     def live_replicas(self) -> list[str]:
         """Replica ids heard from within the last second, this one included, sorted."""
         now = self._clock()
-        live = [r for r, p in self._peers.items() if now - p.last_seen <= PEER_TTL_SECONDS]
+        live = [
+            r for r, p in self._peers.items() if now - p.last_seen <= PEER_TTL_SECONDS
+        ]
         return sorted([*live, self.replica_id])
 
     def report(self) -> dict[str, Any]:
@@ -276,7 +288,11 @@ class RateLimiter:
         else:
             chosen = self._dirty
         counts = {
-            key: [[b, self._local[key][b]] for b in sorted(buckets) if b in self._local[key]]
+            key: [
+                [b, self._local[key][b]]
+                for b in sorted(buckets)
+                if b in self._local[key]
+            ]
             for key, buckets in chosen.items()
         }
         self._dirty = defaultdict(set)
@@ -284,7 +300,7 @@ class RateLimiter:
         return {"replica": self.replica_id, "full": full, "counts": counts}
 
     def merge(self, report: Mapping[str, Any]) -> None:
-        """Add another replica's report (idempotent: the larger count per bucket wins)."""
+        """Add another replica's report (idempotent: larger count per bucket wins)."""
         replica = report["replica"]
         if replica == self.replica_id:
             return
@@ -303,7 +319,11 @@ class RateLimiter:
 
     def _prune(self, oldest: int) -> None:
         """Forget buckets that left the window, and peers with nothing left in it."""
-        for table in (self._local, self._remote, *(p.counts for p in self._peers.values())):
+        for table in (
+            self._local,
+            self._remote,
+            *(p.counts for p in self._peers.values()),
+        ):
             for key in list(table):
                 counts = table[key]
                 for bucket in [b for b in counts if b < oldest]:
@@ -311,8 +331,11 @@ class RateLimiter:
                 if not counts:
                     del table[key]
         now = self._clock()
-        for replica in [r for r, p in self._peers.items()
-                        if not p.counts and now - p.last_seen > PEER_TTL_SECONDS]:
+        for replica in [
+            r
+            for r, p in self._peers.items()
+            if not p.counts and now - p.last_seen > PEER_TTL_SECONDS
+        ]:
             del self._peers[replica]
 
 
@@ -335,7 +358,7 @@ class SharedRateLimiter:
         return self.limiter.check(account_sid, workspace_sid)
 
     async def start(self) -> None:
-        """Start reporting; return after two intervals, once peers had time to report."""
+        """Start reporting; return after two intervals, once peers have reported."""
         self._runtime.background(self._report_forever(), "rate-counts")
         await asyncio.sleep(2 * self._interval)
 

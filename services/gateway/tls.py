@@ -52,10 +52,10 @@ def check_listen_policy(host: str, tls_enabled: bool, allow_insecure: bool) -> N
     if tls_enabled or allow_insecure or is_loopback(host):
         return
     raise InsecureListenError(
-        f"Refusing to serve plain HTTP on {host!r}: clients send credentials with every "
-        "request. Set TASKROUTER_TLS_CERT_FILE and TASKROUTER_TLS_KEY_FILE to serve "
-        "HTTPS, listen on 127.0.0.1, or set TASKROUTER_ALLOW_INSECURE_HTTP=true when a "
-        "proxy in front terminates TLS."
+        f"Refusing to serve plain HTTP on {host!r}: clients send credentials with "
+        "every request. Set TASKROUTER_TLS_CERT_FILE and TASKROUTER_TLS_KEY_FILE to "
+        "serve HTTPS, listen on 127.0.0.1, or set TASKROUTER_ALLOW_INSECURE_HTTP=true "
+        "when a proxy in front terminates TLS."
     )
 
 

@@ -1,4 +1,4 @@
-"""API keys against the real store and NATS: create, authenticate from memory, revoke everywhere."""
+"""API keys on the real store and NATS: create, check from memory, revoke everywhere."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ from shared.storage import collections as c
 pytestmark = pytest.mark.integration
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+async def _eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 5.0
+) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         assert time.monotonic() < deadline, "condition not reached before the deadline"
@@ -53,7 +55,9 @@ async def gateway_runtime(isolated_env):
     subscribe_credentials_changed(runtime, keys.on_credentials_changed)
     await runtime.start()
     account_sid = new_sid(SidPrefix.ACCOUNT)
-    await Accounts(runtime.db, runtime.committer, settings.secret_key).save(account_sid, "tok")
+    await Accounts(runtime.db, runtime.committer, settings.secret_key).save(
+        account_sid, "tok"
+    )
     await keys.load()
     yield runtime, keys, account_sid
     await runtime.stop()
@@ -75,10 +79,15 @@ async def test_create_api_key_stores_keyed_hash_never_the_secret(gateway_runtime
     assert stored["revoked"] is False and stored["friendly_name"] == "ci"
 
 
-async def test_authenticate_returns_account_and_permissions_of_restricted_key(gateway_runtime):
+async def test_authenticate_returns_account_and_permissions_of_restricted_key(
+    gateway_runtime,
+):
     runtime, keys, account_sid = gateway_runtime
     issued = await create_api_key(
-        runtime.db, runtime.committer, runtime.settings.secret_key, account_sid,
+        runtime.db,
+        runtime.committer,
+        runtime.settings.secret_key,
+        account_sid,
         permissions=["/twilio/taskrouter/workspaces.tasks/create"],
     )
 
@@ -90,7 +99,9 @@ async def test_authenticate_returns_account_and_permissions_of_restricted_key(ga
     assert not identity.permissions.allows(Permission("workspaces.tasks", "delete"))
 
 
-async def test_authenticate_refuses_wrong_secret_unknown_and_malformed_sid(gateway_runtime):
+async def test_authenticate_refuses_wrong_secret_unknown_and_malformed_sid(
+    gateway_runtime,
+):
     runtime, keys, account_sid = gateway_runtime
     issued = await create_api_key(
         runtime.db, runtime.committer, runtime.settings.secret_key, account_sid
@@ -115,7 +126,9 @@ async def test_authenticate_reads_no_store_once_cached(gateway_runtime):
 
     # Revoke behind the cache's back (no broadcast): the cached key still works,
     # which shows the check reads memory, until the periodic reload catches up.
-    await runtime.db[c.API_KEYS].update_one({"_id": issued.sid}, {"$set": {"revoked": True}})
+    await runtime.db[c.API_KEYS].update_one(
+        {"_id": issued.sid}, {"$set": {"revoked": True}}
+    )
     assert (await keys.authenticate(issued.sid, issued.secret)).key_sid == issued.sid
     await keys.load()
 
@@ -132,7 +145,9 @@ async def test_key_created_after_load_is_found_on_first_use(gateway_runtime):
         runtime.db, runtime.committer, runtime.settings.secret_key, account_sid
     )
 
-    assert (await keys.authenticate(issued.sid, issued.secret)).account_sid == account_sid
+    assert (
+        await keys.authenticate(issued.sid, issued.secret)
+    ).account_sid == account_sid
 
 
 async def test_revoke_broadcast_reaches_every_replica(gateway_runtime, isolated_env):
@@ -178,16 +193,24 @@ async def test_key_of_suspended_account_is_refused_with_403(gateway_runtime):
         await keys.authenticate(issued.sid, issued.secret)
 
 
-async def test_create_api_key_refuses_unknown_account_and_bad_permission(gateway_runtime):
+async def test_create_api_key_refuses_unknown_account_and_bad_permission(
+    gateway_runtime,
+):
     runtime, _, account_sid = gateway_runtime
     secret_key = runtime.settings.secret_key
 
     with pytest.raises(NotFoundError):
-        await create_api_key(runtime.db, runtime.committer, secret_key,
-                             new_sid(SidPrefix.ACCOUNT))
+        await create_api_key(
+            runtime.db, runtime.committer, secret_key, new_sid(SidPrefix.ACCOUNT)
+        )
     with pytest.raises(PermissionSyntaxError):
-        await create_api_key(runtime.db, runtime.committer, secret_key, account_sid,
-                             permissions=["/twilio/taskrouter/workspace.tasks/read"])
+        await create_api_key(
+            runtime.db,
+            runtime.committer,
+            secret_key,
+            account_sid,
+            permissions=["/twilio/taskrouter/workspace.tasks/read"],
+        )
     assert await runtime.db[c.API_KEYS].count_documents({}) == 0
 
 
@@ -195,8 +218,13 @@ async def test_list_and_revoke_api_keys(gateway_runtime):
     runtime, _, account_sid = gateway_runtime
     secret_key = runtime.settings.secret_key
     first = await create_api_key(runtime.db, runtime.committer, secret_key, account_sid)
-    second = await create_api_key(runtime.db, runtime.committer, secret_key, account_sid,
-                                  permissions=["/twilio/taskrouter/*"])
+    second = await create_api_key(
+        runtime.db,
+        runtime.committer,
+        secret_key,
+        account_sid,
+        permissions=["/twilio/taskrouter/*"],
+    )
 
     assert await revoke_api_key(runtime.db, runtime.committer, first.sid) == account_sid
     assert await revoke_api_key(runtime.db, runtime.committer, first.sid) == account_sid

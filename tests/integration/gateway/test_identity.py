@@ -1,4 +1,4 @@
-"""Authentication, restricted keys and rate limits on HTTP routes shaped like the gateway's.
+"""Authentication, restricted keys and rate limits on routes shaped like the gateway's.
 
 The app here is built in the test from the identity pieces and the gateway's
 error table, the way the gateway's app factory wires them.
@@ -71,11 +71,15 @@ def _app(accounts: Accounts, keys: ApiKeys, limiter: RateLimiter) -> FastAPI:
         return {"account_sid": who.account_sid, "key_sid": who.key_sid}
 
     @app.post("/v1/Workspaces/{workspace_sid}/Tasks")
-    async def create_task(workspace_sid: str, who: Identity = who_calls) -> dict[str, str]:
+    async def create_task(
+        workspace_sid: str, who: Identity = who_calls
+    ) -> dict[str, str]:
         return {"workspace_sid": workspace_sid}
 
     @app.get("/v1/Workspaces/{workspace_sid}/Tasks/{sid}")
-    async def fetch_task(workspace_sid: str, sid: str, who: Identity = who_calls) -> dict[str, str]:
+    async def fetch_task(
+        workspace_sid: str, sid: str, who: Identity = who_calls
+    ) -> dict[str, str]:
         return {"sid": sid}
 
     return app
@@ -121,7 +125,10 @@ async def test_wrong_credentials_answer_401_without_rate_limit_headers(stack):
 async def test_restricted_key_is_refused_outside_its_permissions_with_70051(stack):
     db, committer, accounts, keys, limiter, account_sid = stack
     key = await create_api_key(
-        db, committer, SECRET_KEY, account_sid,
+        db,
+        committer,
+        SECRET_KEY,
+        account_sid,
         permissions=["/twilio/taskrouter/workspaces.tasks/read"],
     )
     app = _app(accounts, keys, limiter)
@@ -129,13 +136,19 @@ async def test_restricted_key_is_refused_outside_its_permissions_with_70051(stac
 
     async with _http(app, (key.sid, key.secret)) as http:
         fetched = await http.get(f"/v1/Workspaces/{WS}/Tasks/{task_sid}")
-        created = await http.post(f"/v1/Workspaces/{WS}/Tasks", data={"Attributes": "{}"})
+        created = await http.post(
+            f"/v1/Workspaces/{WS}/Tasks", data={"Attributes": "{}"}
+        )
         listed = await http.get("/v1/Workspaces")
 
     assert fetched.status_code == 200
     for refused in (created, listed):
         body = refused.json()
-        assert refused.status_code == 403 and body["code"] == 70051 and body["status"] == 403
+        assert (
+            refused.status_code == 403
+            and body["code"] == 70051
+            and body["status"] == 403
+        )
         assert "X-Rate-Limit-Remaining" in refused.headers
     assert "/twilio/taskrouter/workspaces.tasks/create" in created.json()["message"]
 

@@ -33,19 +33,25 @@ async def replicas(isolated_env):
     for name in ("a", "b"):
         runtime = ServiceRuntime("gateway", settings)
         limiters.append(
-            SharedRateLimiter(runtime, RateLimiter(LIMIT, replica_id=name), interval=0.05)
+            SharedRateLimiter(
+                runtime, RateLimiter(LIMIT, replica_id=name), interval=0.05
+            )
         )
         runtimes.append(runtime)
     for runtime, limiter in zip(runtimes, limiters, strict=True):
         await runtime.start()
         await limiter.start()
-    await _eventually(lambda: all(len(x.limiter.live_replicas()) == 2 for x in limiters))
+    await _eventually(
+        lambda: all(len(x.limiter.live_replicas()) == 2 for x in limiters)
+    )
     yield limiters
     for runtime in runtimes:
         await runtime.stop()
 
 
-async def test_simultaneous_burst_on_two_replicas_stays_within_the_shared_budget(replicas):
+async def test_simultaneous_burst_on_two_replicas_stays_within_the_shared_budget(
+    replicas,
+):
     a, b = replicas
     account_sid = new_sid(SidPrefix.ACCOUNT)
 

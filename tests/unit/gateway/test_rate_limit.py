@@ -1,4 +1,4 @@
-"""Averaged rate limits with a controlled clock: exact counts, windows, shares, merging."""
+"""Averaged rate limits with a controlled clock: counts, windows, shares, merging."""
 
 from __future__ import annotations
 
@@ -195,7 +195,9 @@ def test_account_override_and_off_switch():
 
 
 def _replicas(count: int, limit: int, clock: Clock) -> list[RateLimiter]:
-    replicas = [RateLimiter(limit, replica_id=f"r{i}", clock=clock) for i in range(count)]
+    replicas = [
+        RateLimiter(limit, replica_id=f"r{i}", clock=clock) for i in range(count)
+    ]
     _sync(replicas)
     return replicas
 
@@ -262,7 +264,13 @@ def test_merge_is_idempotent_and_late_reports_change_nothing():
 
     b.merge(report)
     b.merge(report)
-    b.merge({"replica": "r0", "full": False, "counts": {AC: [[k, 1] for k, _ in report["counts"][AC]]}})
+    b.merge(
+        {
+            "replica": "r0",
+            "full": False,
+            "counts": {AC: [[k, 1] for k, _ in report["counts"][AC]]},
+        }
+    )
 
     assert b.check(AC).remaining == 20 - 5 - 1
 

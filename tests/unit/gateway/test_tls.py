@@ -54,7 +54,10 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                ]
             ),
             critical=False,
         )
@@ -75,9 +78,17 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.5.0.1", True), ("::1", True), ("[::1]", True),
-     ("localhost", True), ("0.0.0.0", False), ("::", False), ("10.0.0.7", False),
-     ("gateway.example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.5.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.7", False),
+        ("gateway.example.com", False),
+    ],
 )
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
@@ -92,7 +103,13 @@ def test_is_loopback(host, loopback):
         ("0.0.0.0", False, True, False),
         ("gateway.example.com", False, False, True),
     ],
-    ids=["loopback-plain", "public-plain", "public-tls", "public-override", "hostname-plain"],
+    ids=[
+        "loopback-plain",
+        "public-plain",
+        "public-tls",
+        "public-override",
+        "hostname-plain",
+    ],
 )
 def test_check_listen_policy(host, tls, insecure, refused):
     if refused:
@@ -103,10 +120,14 @@ def test_check_listen_policy(host, tls, insecure, refused):
 
 
 def test_settings_read_the_tls_variables():
-    settings = load(IdentitySettings, {
-        "TASKROUTER_TLS_CERT_FILE": "/c.pem", "TASKROUTER_TLS_KEY_FILE": "/k.pem",
-        "TASKROUTER_ALLOW_INSECURE_HTTP": "true",
-    })
+    settings = load(
+        IdentitySettings,
+        {
+            "TASKROUTER_TLS_CERT_FILE": "/c.pem",
+            "TASKROUTER_TLS_KEY_FILE": "/k.pem",
+            "TASKROUTER_ALLOW_INSECURE_HTTP": "true",
+        },
+    )
 
     assert (settings.tls_cert_file, settings.tls_key_file) == ("/c.pem", "/k.pem")
     assert settings.allow_insecure_http is True
@@ -117,8 +138,11 @@ def test_uvicorn_tls_options(tmp_path):
     cert, key = _self_signed(tmp_path)
 
     assert uvicorn_tls_options(Options()) == {}
-    assert uvicorn_tls_options(Options(tls_cert_file=str(cert), tls_key_file=str(key))) == {
-        "ssl_certfile": str(cert), "ssl_keyfile": str(key),
+    assert uvicorn_tls_options(
+        Options(tls_cert_file=str(cert), tls_key_file=str(key))
+    ) == {
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
     }
 
 
@@ -131,7 +155,9 @@ def test_uvicorn_tls_options_refuses_half_or_broken_configuration(tmp_path):
     with pytest.raises(TlsConfigurationError, match="does not exist"):
         uvicorn_tls_options(Options(tls_cert_file=str(cert), tls_key_file="/nope.key"))
     with pytest.raises(TlsConfigurationError, match="do not load"):
-        uvicorn_tls_options(Options(tls_cert_file=str(other_cert), tls_key_file=str(key)))
+        uvicorn_tls_options(
+            Options(tls_cert_file=str(other_cert), tls_key_file=str(key))
+        )
 
 
 def _mkdir(path: Path) -> Path:
@@ -144,7 +170,9 @@ def test_server_tls_options_applies_the_policy(tmp_path):
 
     with pytest.raises(InsecureListenError):
         server_tls_options(Options(http_host="0.0.0.0"))
-    assert server_tls_options(Options(http_host="0.0.0.0", allow_insecure_http=True)) == {}
+    assert (
+        server_tls_options(Options(http_host="0.0.0.0", allow_insecure_http=True)) == {}
+    )
     assert server_tls_options(
         Options(http_host="0.0.0.0", tls_cert_file=str(cert), tls_key_file=str(key))
     )["ssl_certfile"] == str(cert)
@@ -169,7 +197,9 @@ async def test_uvicorn_serves_https_with_the_options(tmp_path):
     try:
         deadline = time.monotonic() + 10
         while not server.started:
-            assert time.monotonic() < deadline and not serving.done(), "server did not start"
+            assert time.monotonic() < deadline and not serving.done(), (
+                "server did not start"
+            )
             await asyncio.sleep(0.01)
         trust = ssl.create_default_context(cafile=str(cert))
         async with httpx.AsyncClient(verify=trust) as client:
