@@ -85,6 +85,8 @@ async def identify(
     request: Request, accounts: Accounts, api_keys: ApiKeys, limiter: Limiter
 ) -> Identity:
     """Authenticate, rate-limit and authorize one request (see the module docstring)."""
+    # TODO: failed authentications are not rate-limited (there is no account to
+    # charge them to), so guessing credentials is only slowed by the HMAC check.
     identity = await authenticate(
         request.headers.get("authorization"), accounts, api_keys
     )

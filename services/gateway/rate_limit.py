@@ -92,6 +92,9 @@ class Budget:
         return f"{self.scope}-{kind};window={WINDOW_SECONDS}"
 
 
+# TODO: Twilio's per-endpoint limits (3 req/s for `EvaluateTaskAttributes`,
+# `TargetWorkersExpression`, `EvaluateWorkerAttributes` lists; 5 req/s for the bulk
+# queue statistics POST) are not applied; every request draws from one budget.
 def budget_for(
     account_sid: str,
     workspace_sid: str | None,
@@ -158,6 +161,8 @@ class RateLimiter:
     """Sliding-window counters of one replica, plus what the others report (no I/O).
 
     `clock` returns wall-clock seconds; buckets of every replica must line up.
+    Call `report()` periodically (SharedRateLimiter does, every 100 ms): it also
+    forgets buckets that left the window.
     """
 
     def __init__(
