@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.statistics.consumer import EventConsumer
+from shared.consumer import EventConsumer
 from services.statistics.handlers import StatisticsHandlers
 from services.statistics.realtime import RealtimeState
 from services.statistics.settings import StatisticsSettings

@@ -18,7 +18,7 @@ def build(settings: RouterSettings, clock: Clock = system_clock) -> tuple[Servic
     runtime = ServiceRuntime(WORKFLOW_ROUTER, settings)
     router = Router(runtime, ConfigView(runtime.db), clock)
 
-    @runtime.event_subscriber(durable=WORKFLOW_ROUTER)
+    @runtime.event_subscriber(durable=WORKFLOW_ROUTER, key_of=_routing_key)
     async def on_event(body: dict[str, Any]) -> None:
         await router.on_event(body)
 
@@ -30,3 +30,8 @@ def build(settings: RouterSettings, clock: Clock = system_clock) -> tuple[Servic
         runtime.background(router.resync(), "routing-resync")
 
     return runtime, router
+
+
+def _routing_key(body: dict[str, Any]) -> str | None:
+    """Events of one task in stream order; configuration events per workspace."""
+    return (body.get("event_data") or {}).get("task_sid") or body.get("workspace_sid")

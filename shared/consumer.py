@@ -1,4 +1,4 @@
-"""A durable JetStream pull consumer that hands events over in ordered batches.
+"""Durable JetStream pull consumers of the event stream, in order, with redelivery.
 
 Why not a FastStream subscriber: with FastStream 0.7.8 and nats-py 2.16,
 - the batched pull subscriber loses a fetched batch whenever nats-py raises the
@@ -7,12 +7,17 @@ Why not a FastStream subscriber: with FastStream 0.7.8 and nats-py 2.16,
 - the unbatched one runs the handlers of one fetch concurrently, so events are
   not handled in stream order;
 - the default ack policy terminates a message whose handler raised.
-Counting a batch in one commit is what lets the service keep up with the stream,
-so this module fetches with nats-py directly: up to `batch_size` events at once,
-handled in order, acknowledged after the handler returns, and negatively
-acknowledged (redelivered after `retry_delay`) when it raises.
+So this module fetches with nats-py directly: up to `batch_size` events at once,
+acknowledged after their handler returns, negatively acknowledged (redelivered
+after `retry_delay`) when it raises.
 
-Replicas share the consumer (same durable name), so each event is counted once.
+`EventConsumer` hands each fetched batch to one handler, in stream order.
+`KeyedEventConsumer` calls a handler per event: events with the same key (say,
+the same task) are handled one after another in stream order, events with
+different keys concurrently; when one fails, the later events of its key are
+not handled but redelivered with it, so their order survives the retry.
+
+Replicas share a consumer (same durable name), so each event is handled once.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+KeyOf = Callable[[dict[str, Any]], str | None]
 
 
 class EventConsumer:
@@ -102,6 +109,9 @@ class EventConsumer:
             await self._deliver(messages)
 
     async def _deliver(self, messages: list[Msg]) -> None:
+        await self._deliver_batch(messages)
+
+    async def _deliver_batch(self, messages: list[Msg]) -> None:
         bodies = [_decode(message) for message in messages]
         try:
             await self._handler([body for body in bodies if body is not None])
@@ -115,6 +125,47 @@ class EventConsumer:
             await asyncio.gather(*(m.nak(delay=self._retry_delay) for m in messages))
             return
         await asyncio.gather(*(m.ack() for m in messages))
+
+
+class KeyedEventConsumer(EventConsumer):
+    """Calls `handler(body)` per event, in order per key, concurrently across keys.
+
+    `key_of(body)` returning None means "no order needed": such events run
+    concurrently with everything else in the batch.
+    """
+
+    def __init__(self, nats_url: str, *, handler: EventHandler, key_of: KeyOf, **options: Any) -> None:
+        super().__init__(nats_url, handler=self._unused, **options)
+        self._one = handler
+        self._key_of = key_of
+
+    @staticmethod
+    async def _unused(_: Sequence[dict[str, Any]]) -> None:  # pragma: no cover
+        raise AssertionError("KeyedEventConsumer handles events one by one")
+
+    async def _deliver(self, messages: list[Msg]) -> None:
+        groups: dict[object, list[tuple[Msg, dict[str, Any] | None]]] = {}
+        for index, message in enumerate(messages):
+            body = _decode(message)
+            key = self._key_of(body) if body is not None else None
+            groups.setdefault(key if key is not None else ("unordered", index), []).append((message, body))
+        await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))
+
+    async def _deliver_in_order(self, group: list[tuple[Msg, dict[str, Any] | None]]) -> None:
+        for position, (message, body) in enumerate(group):
+            try:
+                if body is not None:
+                    await self._one(body)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "event handling failed; it will be redelivered",
+                    extra={"subject": message.subject},
+                )
+                await asyncio.gather(*(m.nak(delay=self._retry_delay) for m, _ in group[position:]))
+                return
+            await message.ack()
 
 
 def _decode(message: Msg) -> dict[str, Any] | None:
