@@ -52,10 +52,14 @@ def _follow(runtime: ServiceRuntime, dispatcher: Dispatcher, event_type: str) ->
 
     subject = runtime.subjects.events_matching(event_type=event_type)
 
-    @runtime.event_subscriber(durable=durable, filter_subject=subject, key_of=_workspace_of)
+    @runtime.event_subscriber(
+        durable=durable, filter_subject=subject, key_of=_workspace_of
+    )
     async def on_configuration_event(body: dict[str, Any]) -> None:
         if is_configuration_event(body["event_type"]):
-            await dispatcher.on_configuration_event(body["event_type"], body["workspace_sid"])
+            await dispatcher.on_configuration_event(
+                body["event_type"], body["workspace_sid"]
+            )
 
 
 def _workspace_of(body: dict[str, Any]) -> str | None:

@@ -78,7 +78,9 @@ class Dispatcher:
         """Read every workspace's live state and arm its timers (before readiness)."""
         await repository.ensure_indexes(self.db)
         sids = await self.view.load_all()
-        configs = {sid: cfg for sid in sids if (cfg := self.view.cached(sid)) is not None}
+        configs = {
+            sid: cfg for sid in sids if (cfg := self.view.cached(sid)) is not None
+        }
         states = await repository.load_states(self.db, configs)
         for sid, state in states.items():
             slot = self._slots.setdefault(sid, _Slot(sid))
@@ -132,10 +134,14 @@ class Dispatcher:
         for key in unit.cancelled_timers:
             self.timers.cancel(key)
         for timer in unit.timers:
-            self.timers.schedule((timer.kind, timer.workspace_sid, timer.sid), timer.due)
+            self.timers.schedule(
+                (timer.kind, timer.workspace_sid, timer.sid), timer.due
+            )
         if not unit.touched and not unit.events:
             return None
-        future = asyncio.ensure_future(self.runtime.committer.commit(unit.writes(), unit.events))
+        future = asyncio.ensure_future(
+            self.runtime.committer.commit(unit.writes(), unit.events)
+        )
         slot.inflight.add(future)
         future.add_done_callback(slot.inflight.discard)
         return future
@@ -151,8 +157,10 @@ class Dispatcher:
             self._slots.pop(slot.workspace_sid, None)
             raise NotFoundError("Workspace", slot.workspace_sid)
         if slot.stale:
-            logger.warning("reloading workspace after a failed decision",
-                           extra={"workspace_sid": slot.workspace_sid})
+            logger.warning(
+                "reloading workspace after a failed decision",
+                extra={"workspace_sid": slot.workspace_sid},
+            )
         slot.state = await repository.load_state(self.db, config)
         slot.stale = False
         self._arm_timers(slot.state)
@@ -202,15 +210,23 @@ class Dispatcher:
                 self._slots.pop(workspace_sid, None)
         await self.view.refresh(workspace_sid)
         where = {"workspace_sid": workspace_sid}
-        writes = [Write(name, DeleteMany(where)) for name in (c.RESERVATIONS, c.TASKS, c.WORKERS)]
+        writes = [
+            Write(name, DeleteMany(where))
+            for name in (c.RESERVATIONS, c.TASKS, c.WORKERS)
+        ]
         await self.runtime.committer.commit(writes)
         logger.info("workspace dropped", extra={"workspace_sid": workspace_sid})
 
     # -- timers -----------------------------------------------------------------------------
     def _arm_timers(self, state: WorkspaceState) -> None:
         for reservation in state.reservations.values():
-            if reservation.reservation_status is ReservationStatus.PENDING and reservation.timeout_at:
-                self.timers.schedule(("reservation", state.sid, reservation.sid), reservation.timeout_at)
+            if (
+                reservation.reservation_status is ReservationStatus.PENDING
+                and reservation.timeout_at
+            ):
+                self.timers.schedule(
+                    ("reservation", state.sid, reservation.sid), reservation.timeout_at
+                )
         for task in state.tasks.values():
             if task.status in (TaskStatus.PENDING, TaskStatus.RESERVED):
                 self.timers.schedule(("task", state.sid, task.sid), ttl_due(task))
@@ -220,7 +236,9 @@ class Dispatcher:
         if workspace_sid not in self._slots:
             return
         if kind == "reservation":
-            await self.execute(workspace_sid, lambda unit: expire_reservation(unit, sid))
+            await self.execute(
+                workspace_sid, lambda unit: expire_reservation(unit, sid)
+            )
         elif kind == "task":
             await self.execute(workspace_sid, lambda unit: expire_task(unit, sid))
 

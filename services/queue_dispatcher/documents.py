@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.queue_dispatcher.state import RoutingStep, TaskState, WorkerState, parse_attributes
+from services.queue_dispatcher.state import (
+    RoutingStep,
+    TaskState,
+    WorkerState,
+    parse_attributes,
+)
 from shared.models import Reservation, Task, Worker
 
 

@@ -18,9 +18,19 @@ from services.queue_dispatcher.dispatcher import Dispatcher, reply_of
 from services.queue_dispatcher.state import WorkerState, WorkspaceState
 from services.queue_dispatcher.unit import Actor, Unit
 from shared.bus import command_reply
-from shared.commands import Command, CreateTask, CreateWorker, DeleteTask, DeleteWorker
-from shared.commands import RemoveTask, RouteTask, UpdateReservation, UpdateTask
-from shared.commands import UpdateWorker, UpdateWorkerChannel
+from shared.commands import (
+    Command,
+    CreateTask,
+    CreateWorker,
+    DeleteTask,
+    DeleteWorker,
+    RemoveTask,
+    RouteTask,
+    UpdateReservation,
+    UpdateTask,
+    UpdateWorker,
+    UpdateWorkerChannel,
+)
 from shared.errors import DomainValidationError, NotFoundError
 from shared.runtime import ServiceRuntime
 
@@ -38,14 +48,18 @@ def parse(model: type[C], body: dict[str, Any]) -> C:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise DomainValidationError(f"invalid {model.__name__} command: {exc.errors()[0]['msg']}") from exc
+        raise DomainValidationError(
+            f"invalid {model.__name__} command: {exc.errors()[0]['msg']}"
+        ) from exc
 
 
 def actor_of(command: Command) -> Actor:
     return Actor(command.actor_sid, command.source_ip_address)
 
 
-def register(runtime: ServiceRuntime, dispatcher: Dispatcher, concurrency: int = 64) -> None:
+def register(
+    runtime: ServiceRuntime, dispatcher: Dispatcher, concurrency: int = 64
+) -> None:
     """Subscribe every command action of the dispatcher on `runtime`.
 
     Each subscriber handles up to `concurrency` commands at once: a handler
@@ -56,7 +70,9 @@ def register(runtime: ServiceRuntime, dispatcher: Dispatcher, concurrency: int =
     handlers = CommandHandlers(dispatcher)
     for action, handler in handlers.table().items():
         subject = runtime.subjects.command_listener(runtime.name, action)
-        subscriber = runtime.broker.subscriber(subject, queue=runtime.name, max_workers=concurrency)
+        subscriber = runtime.broker.subscriber(
+            subject, queue=runtime.name, max_workers=concurrency
+        )
         subscriber(command_reply(handler))
 
 
@@ -98,7 +114,11 @@ class CommandHandlers:
             worker_ops.update_worker(unit, worker, command)
             return reply_of(worker.model)
 
-        return await self._run(command, decide, self._config_has(command, activities=[command.activity_sid]))
+        return await self._run(
+            command,
+            decide,
+            self._config_has(command, activities=[command.activity_sid]),
+        )
 
     async def on_worker_delete(self, body: dict) -> dict:
         command = parse(DeleteWorker, body)
@@ -133,10 +153,20 @@ class CommandHandlers:
         prepare = self._config_has(
             command,
             channels=[command.task_channel or "default"],
-            workflows=[command.workflow_sid, target if target.startswith("WW") else None],
-            queues=[command.task_queue_sid, target if target.startswith("WQ") else None],
+            workflows=[
+                command.workflow_sid,
+                target if target.startswith("WW") else None,
+            ],
+            queues=[
+                command.task_queue_sid,
+                target if target.startswith("WQ") else None,
+            ],
         )
-        return await self._run(command, lambda unit: reply_of(task_ops.create_task(unit, command).model), prepare)
+        return await self._run(
+            command,
+            lambda unit: reply_of(task_ops.create_task(unit, command).model),
+            prepare,
+        )
 
     async def on_task_update(self, body: dict) -> dict:
         command = parse(UpdateTask, body)
@@ -160,7 +190,9 @@ class CommandHandlers:
             task_ops.delete_task(unit, task, command)
             return reply_of(task.model)
 
-        return await self._run(command, decide, self._task_loaded(command, command.task_sid))
+        return await self._run(
+            command, decide, self._task_loaded(command, command.task_sid)
+        )
 
     # -- reservations ---------------------------------------------------------------------
     async def on_reservation_update(self, body: dict) -> dict:
@@ -173,10 +205,14 @@ class CommandHandlers:
             reservation_ops.update_reservation(unit, reservation, command)
             return reply_of(reservation)
 
-        activity = command.worker_activity_sid or command.instruction_params.get("activity_sid")
+        activity = command.worker_activity_sid or command.instruction_params.get(
+            "activity_sid"
+        )
         prepare = self._both(
             self._reservation_loaded(command, command.reservation_sid),
-            self._config_has(command, activities=[activity if isinstance(activity, str) else None]),
+            self._config_has(
+                command, activities=[activity if isinstance(activity, str) else None]
+            ),
         )
         return await self._run(command, decide, prepare)
 
@@ -190,26 +226,46 @@ class CommandHandlers:
             reservation_ops.fail_callback(unit, reservation)
             return reply_of(reservation)
 
-        return await self._run(command, decide, self._reservation_loaded(command, command.reservation_sid))
+        return await self._run(
+            command, decide, self._reservation_loaded(command, command.reservation_sid)
+        )
 
     # -- from the workflow-router -----------------------------------------------------------
     async def on_task_route(self, body: dict) -> dict:
         command = parse(RouteTask, body)
-        prepare = self._config_has(command, queues=[command.queue_sid], workflows=[command.workflow_sid or None])
-        return await self._run(command, lambda unit: {"outcome": task_ops.route_task(unit, command)}, prepare)
+        prepare = self._config_has(
+            command,
+            queues=[command.queue_sid],
+            workflows=[command.workflow_sid or None],
+        )
+        return await self._run(
+            command,
+            lambda unit: {"outcome": task_ops.route_task(unit, command)},
+            prepare,
+        )
 
     async def on_task_remove(self, body: dict) -> dict:
         command = parse(RemoveTask, body)
 
         def decide(unit: Unit) -> dict:
             outcome, task = task_ops.remove_task(unit, command)
-            return {"outcome": outcome, "task": None if task is None else reply_of(task.model)}
+            return {
+                "outcome": outcome,
+                "task": None if task is None else reply_of(task.model),
+            }
 
         return await self._run(command, decide)
 
     # -- plumbing -----------------------------------------------------------------------------
-    async def _run(self, command: Command, decide: Callable[[Unit], dict], prepare: Prepare | None = None) -> dict:
-        return await self.dispatcher.execute(command.workspace_sid, decide, actor_of(command), prepare)
+    async def _run(
+        self,
+        command: Command,
+        decide: Callable[[Unit], dict],
+        prepare: Prepare | None = None,
+    ) -> dict:
+        return await self.dispatcher.execute(
+            command.workspace_sid, decide, actor_of(command), prepare
+        )
 
     def _config_has(
         self,
@@ -230,8 +286,14 @@ class CommandHandlers:
 
         async def prepare(state: WorkspaceState) -> None:
             config = state.config
-            missing = any(sid not in getattr(config, table) for table, sids in wanted for sid in sids)
-            missing = missing or any(config.channel(key) is None for key in channel_keys)
+            missing = any(
+                sid not in getattr(config, table)
+                for table, sids in wanted
+                for sid in sids
+            )
+            missing = missing or any(
+                config.channel(key) is None for key in channel_keys
+            )
             if missing:
                 await self.dispatcher.refresh_configuration(command.workspace_sid)
 
@@ -240,7 +302,9 @@ class CommandHandlers:
     def _task_loaded(self, command: Command, task_sid: str) -> Prepare:
         async def prepare(state: WorkspaceState) -> None:
             if state.find_task(task_sid) is None:
-                task = await repository.find_task(self.dispatcher.db, state.sid, task_sid)
+                task = await repository.find_task(
+                    self.dispatcher.db, state.sid, task_sid
+                )
                 if task is not None and task.status.is_terminal:
                     state.retire_task(task)
 
@@ -249,7 +313,9 @@ class CommandHandlers:
     def _reservation_loaded(self, command: Command, reservation_sid: str) -> Prepare:
         async def prepare(state: WorkspaceState) -> None:
             if state.find_reservation(reservation_sid) is None:
-                found = await repository.find_reservation(self.dispatcher.db, state.sid, reservation_sid)
+                found = await repository.find_reservation(
+                    self.dispatcher.db, state.sid, reservation_sid
+                )
                 if found is not None and not found.reservation_status.is_live:
                     state.retire_reservation(found)
 

@@ -32,8 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
 
-from shared.expressions import CompiledExpression, ExpressionError, ExpressionKind
-from shared.expressions import compile_expression
+from shared.expressions import (
+    CompiledExpression,
+    ExpressionError,
+    ExpressionKind,
+    compile_expression,
+)
 from shared.models import QueueOrder, TaskQueue
 
 if TYPE_CHECKING:
@@ -49,7 +53,9 @@ def queue_expression(queue: TaskQueue) -> CompiledExpression:
     try:
         return compile_expression(queue.target_workers, ExpressionKind.WORKER)
     except ExpressionError:
-        logger.warning("queue expression does not compile", extra={"task_queue_sid": queue.sid})
+        logger.warning(
+            "queue expression does not compile", extra={"task_queue_sid": queue.sid}
+        )
         return _NOBODY
 
 
@@ -62,11 +68,16 @@ def idle_keys(state: WorkspaceState, worker: WorkerState) -> dict[str, tuple[int
     if not state.multi_task:
         if any(ch.used_capacity for ch in model.channels):
             return {}
-        last = [_ms(ch.last_reserved_at) for ch in model.channels if ch.last_reserved_at]
+        last = [
+            _ms(ch.last_reserved_at) for ch in model.channels if ch.last_reserved_at
+        ]
         key = (max(last) if last else since, model.sid)
         return {ch.task_channel_sid: key for ch in model.channels}
     return {
-        ch.task_channel_sid: (_ms(ch.last_reserved_at) if ch.last_reserved_at else since, model.sid)
+        ch.task_channel_sid: (
+            _ms(ch.last_reserved_at) if ch.last_reserved_at else since,
+            model.sid,
+        )
         for ch in model.channels
         if ch.available and ch.used_capacity < ch.configured_capacity
     }
@@ -163,10 +174,16 @@ class MatchingIndex:
         counts: Counter[str] = Counter() if index is None else index.activity_counts
         activities = self._state.config.activities
         available = sum(
-            n for sid, n in counts.items() if sid in activities and activities[sid].available
+            n
+            for sid, n in counts.items()
+            if sid in activities and activities[sid].available
         )
         total = sum(counts.values())
-        return {**dict(counts), "available": available, "unavailable": total - available}
+        return {
+            **dict(counts),
+            "available": available,
+            "unavailable": total - available,
+        }
 
     # -- queues -------------------------------------------------------------------
     def sync_queues(self) -> set[str]:
@@ -242,7 +259,9 @@ class MatchingIndex:
     def refresh_worker(self, worker: WorkerState) -> None:
         """Follow a change of the worker's activity, capacity or idle time."""
         sid = worker.sid
-        queues = [self._queues[q] for q in self._memberships.get(sid, ()) if q in self._queues]
+        queues = [
+            self._queues[q] for q in self._memberships.get(sid, ()) if q in self._queues
+        ]
         old_activity = self._activity.get(sid)
         new_activity = worker.model.activity_sid
         if old_activity != new_activity:
@@ -303,7 +322,11 @@ class MatchingIndex:
         index = self._queues.get(task.step.queue_sid or "")
         if index is None:
             return None
-        return (index.queue.sid, task.channel_sid, task_order_key(index.queue.task_order, task))
+        return (
+            index.queue.sid,
+            task.channel_sid,
+            task_order_key(index.queue.task_order, task),
+        )
 
     def _container(self, container: str, channel_sid: str) -> SortedList:
         if container.startswith("WK:"):

@@ -38,7 +38,9 @@ def offer(unit: Unit, task: TaskState, worker: WorkerState) -> Reservation:
     queue = _queue_of(unit, step.queue_sid if step else None)
     workflow_sid = (step.workflow_sid if step else None) or task.model.workflow_sid
     workflow = state.config.workflows.get(workflow_sid or "")
-    timeout = workflow.task_reservation_timeout if workflow else DEFAULT_RESERVATION_TIMEOUT
+    timeout = (
+        workflow.task_reservation_timeout if workflow else DEFAULT_RESERVATION_TIMEOUT
+    )
     reservation = Reservation(
         sid=new_sid(SidPrefix.RESERVATION),
         account_sid=state.account_sid,
@@ -74,8 +76,16 @@ def offer(unit: Unit, task: TaskState, worker: WorkerState) -> Reservation:
     state.index.refresh_worker(worker)
 
     # Known-agent routing marks its events with the worker it selected (workflows.md §5).
-    known = step is not None and bool(step.known_worker_sid or step.known_worker_friendly_name)
-    _emit(unit, reservation, task, worker, {"known_worker_sid": worker.sid} if known else None)
+    known = step is not None and bool(
+        step.known_worker_sid or step.known_worker_friendly_name
+    )
+    _emit(
+        unit,
+        reservation,
+        task,
+        worker,
+        {"known_worker_sid": worker.sid} if known else None,
+    )
     unit.schedule("reservation", reservation.sid, reservation.timeout_at)
     if not state.multi_task and queue is not None and queue.reservation_activity_sid:
         activity = state.config.activities.get(queue.reservation_activity_sid)
@@ -111,7 +121,12 @@ def accept(unit: Unit, reservation: Reservation) -> None:
     for other_sid in list(task.pending):
         end_pending(unit, state.reservations[other_sid], R.RESCINDED)
     queue = _queue_of(unit, reservation.task_queue_sid)
-    if worker is not None and not state.multi_task and queue and queue.assignment_activity_sid:
+    if (
+        worker is not None
+        and not state.multi_task
+        and queue
+        and queue.assignment_activity_sid
+    ):
         activity = state.config.activities.get(queue.assignment_activity_sid)
         if activity is not None:
             set_activity(unit, worker, activity)
@@ -217,7 +232,11 @@ def cancel_task(unit: Unit, task: TaskState, reason: str | None) -> None:
 
 # -- helpers ---------------------------------------------------------------------
 def _after_offer_ended(unit: Unit, task: TaskState) -> None:
-    if task.pending or task.accepted is not None or task.status is not TaskStatus.RESERVED:
+    if (
+        task.pending
+        or task.accepted is not None
+        or task.status is not TaskStatus.RESERVED
+    ):
         return
     unit.changed(task)
     task.model.assignment_status = TaskStatus.PENDING
@@ -245,9 +264,14 @@ def _move_worker_after_offer(
         target = reservation.worker_previous_activity_sid
     elif status is R.TIMEOUT and target is None:
         target = state.config.workspace.timeout_activity_sid
-    elif status in (R.CANCELED, R.RESCINDED) and not state.multi_task and target is None:
+    elif (
+        status in (R.CANCELED, R.RESCINDED) and not state.multi_task and target is None
+    ):
         queue = _queue_of(unit, reservation.task_queue_sid)
-        if queue is not None and worker.model.activity_sid == queue.reservation_activity_sid:
+        if (
+            queue is not None
+            and worker.model.activity_sid == queue.reservation_activity_sid
+        ):
             target = reservation.worker_previous_activity_sid
     activity = state.config.activities.get(target or "")
     if activity is not None:
@@ -270,7 +294,9 @@ def _emit(
         if reservation.reservation_status is R.PENDING
         else _EVENT_OF[reservation.reservation_status]
     )
-    data = reservation_data(reservation, task.model, worker.model if worker else None, unit.now)
+    data = reservation_data(
+        reservation, task.model, worker.model if worker else None, unit.now
+    )
     data.update(extra or {})
     unit.emit(
         event_type,

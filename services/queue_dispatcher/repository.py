@@ -20,7 +20,15 @@ from shared.models import Reservation, ReservationStatus, TaskStatus
 from shared.storage import collections as c
 from shared.storage.mongo import translate_errors
 
-LIVE_TASK = [str(s) for s in (TaskStatus.PENDING, TaskStatus.RESERVED, TaskStatus.ASSIGNED, TaskStatus.WRAPPING)]
+LIVE_TASK = [
+    str(s)
+    for s in (
+        TaskStatus.PENDING,
+        TaskStatus.RESERVED,
+        TaskStatus.ASSIGNED,
+        TaskStatus.WRAPPING,
+    )
+]
 LIVE_RESERVATION = [str(s) for s in ReservationStatus if s.is_live]
 
 
@@ -85,7 +93,9 @@ def rebuild_index(state: WorkspaceState) -> None:
         state.index.refresh_task(task)
 
 
-async def find_task(db: AsyncDatabase[Any], workspace_sid: str, sid: str) -> TaskState | None:
+async def find_task(
+    db: AsyncDatabase[Any], workspace_sid: str, sid: str
+) -> TaskState | None:
     doc = await translate_errors(
         lambda: db[c.TASKS].find_one({"_id": sid, "workspace_sid": workspace_sid})
     )
@@ -96,7 +106,9 @@ async def find_reservation(
     db: AsyncDatabase[Any], workspace_sid: str, sid: str
 ) -> Reservation | None:
     doc = await translate_errors(
-        lambda: db[c.RESERVATIONS].find_one({"_id": sid, "workspace_sid": workspace_sid})
+        lambda: db[c.RESERVATIONS].find_one(
+            {"_id": sid, "workspace_sid": workspace_sid}
+        )
     )
     return None if doc is None else documents.reservation_from_document(doc)
 
@@ -110,7 +122,9 @@ async def _fill(
             worker = documents.worker_from_document(doc)
             state.workers[worker.sid] = worker
             state.names[worker.model.friendly_name.lower()] = worker.sid
-    async for doc in db[c.TASKS].find({**where, "assignment_status": {"$in": LIVE_TASK}}):
+    async for doc in db[c.TASKS].find(
+        {**where, "assignment_status": {"$in": LIVE_TASK}}
+    ):
         state = states.get(doc.get("workspace_sid"))
         if state is not None:
             task = documents.task_from_document(doc)

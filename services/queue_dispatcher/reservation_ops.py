@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from services.queue_dispatcher import offers
 from services.queue_dispatcher.preconditions import check_if_match
-from services.queue_dispatcher.state_machine import check_client_reservation_transition
-from services.queue_dispatcher.state_machine import parse_reservation_status
+from services.queue_dispatcher.state_machine import (
+    check_client_reservation_transition,
+    parse_reservation_status,
+)
 from services.queue_dispatcher.unit import Unit
 from services.queue_dispatcher.worker_activity import set_activity
 from shared.commands import UpdateReservation
@@ -31,9 +33,13 @@ def find_reservation(unit: Unit, command: UpdateReservation) -> Reservation | No
     return reservation
 
 
-def update_reservation(unit: Unit, reservation: Reservation, command: UpdateReservation) -> None:
+def update_reservation(
+    unit: Unit, reservation: Reservation, command: UpdateReservation
+) -> None:
     """Accept, reject, wrap up or complete; `WorkerActivitySid` moves the worker too."""
-    check_if_match(command.if_match, reservation.version, f"reservation {reservation.sid}")
+    check_if_match(
+        command.if_match, reservation.version, f"reservation {reservation.sid}"
+    )
     target, activity_sid = _requested(command)
     activity = _activity(unit, activity_sid) if activity_sid else None
     if target is not None:
@@ -70,7 +76,9 @@ def expire_reservation(unit: Unit, reservation_sid: str) -> None:
         offers.end_pending(unit, reservation, R.TIMEOUT)
 
 
-def _requested(command: UpdateReservation) -> tuple[ReservationStatus | None, str | None]:
+def _requested(
+    command: UpdateReservation,
+) -> tuple[ReservationStatus | None, str | None]:
     activity_sid = command.worker_activity_sid
     if command.reservation_status is not None:
         return parse_reservation_status(command.reservation_status), activity_sid
@@ -84,7 +92,8 @@ def _requested(command: UpdateReservation) -> tuple[ReservationStatus | None, st
         )
     if name not in _INSTRUCTION_STATUS:
         raise DomainValidationError(
-            f"Instruction {command.instruction!r} is not a known instruction", param="Instruction"
+            f"Instruction {command.instruction!r} is not a known instruction",
+            param="Instruction",
         )
     params_activity = command.instruction_params.get("activity_sid")
     if isinstance(params_activity, str) and params_activity:

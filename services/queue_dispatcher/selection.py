@@ -15,9 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from services.queue_dispatcher.matching import task_order_key
-from services.queue_dispatcher.state import RoutingStep, TaskState, WorkerState, WorkspaceState
-from shared.expressions import ExpressionError, ExpressionKind, compile_expression
-from shared.expressions import compile_path, parse_order_by
+from services.queue_dispatcher.state import (
+    RoutingStep,
+    TaskState,
+    WorkerState,
+    WorkspaceState,
+)
+from shared.expressions import (
+    ExpressionError,
+    ExpressionKind,
+    compile_expression,
+    compile_path,
+    parse_order_by,
+)
 from shared.models import QueueOrder
 
 logger = logging.getLogger(__name__)
@@ -41,7 +51,10 @@ def eligible_workers(
         ok = known is not None and state.index.is_member(queue.sid, known.sid)
         ready = ok and task.channel_sid in state.index.ready_channels(known.sid)
         return [known] if ready and accepts(task, known, now) else []
-    candidates = (state.workers[sid] for sid in state.index.ready_workers(queue.sid, task.channel_sid))
+    candidates = (
+        state.workers[sid]
+        for sid in state.index.ready_workers(queue.sid, task.channel_sid)
+    )
     if not step.order_by:
         chosen = []
         for worker in candidates:
@@ -80,7 +93,10 @@ def best_task_for(
             task = _head_for(state, worker, queue_sid, channel_sid, now)
             if task is None:
                 continue
-            key = (0 if queue.task_order == first else 1, *_cross_key(queue.task_order, task))
+            key = (
+                0 if queue.task_order == first else 1,
+                *_cross_key(queue.task_order, task),
+            )
             if best is None or key < best:
                 best, best_task = key, task
     return best_task
@@ -133,20 +149,30 @@ def _known_worker(state: WorkspaceState, task: TaskState, step: RoutingStep) -> 
         return state.workers.get(value)
     sid = state.names.get(value.lower())
     worker = None if sid is None else state.workers.get(sid)
-    return worker if worker is not None and worker.model.friendly_name == value else None
+    return (
+        worker if worker is not None and worker.model.friendly_name == value else None
+    )
 
 
-def _direct_worker(state: WorkspaceState, task: TaskState, step: RoutingStep) -> list[WorkerState]:
+def _direct_worker(
+    state: WorkspaceState, task: TaskState, step: RoutingStep
+) -> list[WorkerState]:
     worker = state.workers.get(step.target_worker_sid or "")
     if worker is None or worker.sid in task.pending.values():
         return []
-    if step.ignores_capacity or task.channel_sid in state.index.ready_channels(worker.sid):
+    if step.ignores_capacity or task.channel_sid in state.index.ready_channels(
+        worker.sid
+    ):
         return [worker]
     return []
 
 
 def _ordered(
-    state: WorkspaceState, task: TaskState, order_by: str, candidates: Any, now: datetime
+    state: WorkspaceState,
+    task: TaskState,
+    order_by: str,
+    candidates: Any,
+    now: datetime,
 ) -> list[WorkerState]:
     try:
         order = parse_order_by(order_by)
@@ -155,14 +181,20 @@ def _ordered(
     eligible = [w for w in candidates if accepts(task, w, now)]
 
     def key(worker: WorkerState) -> tuple[Any, ...]:
-        idle = state.index.ready_channels(worker.sid).get(task.channel_sid, (0, worker.sid))
+        idle = state.index.ready_channels(worker.sid).get(
+            task.channel_sid, (0, worker.sid)
+        )
         return (order.sort_key(worker.attributes) if order else (), idle)
 
     return sorted(eligible, key=key)
 
 
 def _head_for(
-    state: WorkspaceState, worker: WorkerState, queue_sid: str, channel_sid: str, now: datetime
+    state: WorkspaceState,
+    worker: WorkerState,
+    queue_sid: str,
+    channel_sid: str,
+    now: datetime,
 ) -> TaskState | None:
     for task_sid in state.index.waiting_tasks(queue_sid, channel_sid):
         task = state.tasks[task_sid]

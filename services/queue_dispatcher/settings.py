@@ -10,6 +10,8 @@ class DispatcherSettings(CommonSettings):
 
     command_concurrency: int = Field(
         64,
-        validation_alias=AliasChoices("DISPATCHER_COMMAND_CONCURRENCY", "command_concurrency"),
+        validation_alias=AliasChoices(
+            "DISPATCHER_COMMAND_CONCURRENCY", "command_concurrency"
+        ),
         description="Commands of one action handled concurrently (they wait on commits).",
     )

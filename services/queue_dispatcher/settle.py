@@ -34,7 +34,9 @@ def match_task(unit: Unit, task: TaskState) -> int:
     if not workers:
         return 0
     if task.model.reservation_rounds >= MAX_ROUNDS:
-        logger.info("task reached the reservation round cap", extra={"task_sid": task.sid})
+        logger.info(
+            "task reached the reservation round cap", extra={"task_sid": task.sid}
+        )
         offers.cancel_task(unit, task, ROUND_CAP_REASON)
         return 0
     unit.changed(task)
@@ -42,7 +44,8 @@ def match_task(unit: Unit, task: TaskState) -> int:
     for worker in workers:
         offers.offer(unit, task, worker)
     logger.debug(
-        "task offered", extra={"task_sid": task.sid, "workers": [w.sid for w in workers]}
+        "task offered",
+        extra={"task_sid": task.sid, "workers": [w.sid for w in workers]},
     )
     return len(workers)
 

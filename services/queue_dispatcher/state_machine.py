@@ -36,17 +36,19 @@ CLIENT_TASK_TARGETS: dict[TaskStatus, frozenset[TaskStatus]] = {
     T.COMPLETED: frozenset({T.ASSIGNED, T.WRAPPING}),
 }
 
-RESERVATION_TRANSITIONS: frozenset[tuple[ReservationStatus, ReservationStatus]] = frozenset(
-    {
-        (R.PENDING, R.ACCEPTED),
-        (R.PENDING, R.REJECTED),
-        (R.PENDING, R.TIMEOUT),
-        (R.PENDING, R.CANCELED),
-        (R.PENDING, R.RESCINDED),
-        (R.ACCEPTED, R.WRAPPING),
-        (R.ACCEPTED, R.COMPLETED),
-        (R.WRAPPING, R.COMPLETED),
-    }
+RESERVATION_TRANSITIONS: frozenset[tuple[ReservationStatus, ReservationStatus]] = (
+    frozenset(
+        {
+            (R.PENDING, R.ACCEPTED),
+            (R.PENDING, R.REJECTED),
+            (R.PENDING, R.TIMEOUT),
+            (R.PENDING, R.CANCELED),
+            (R.PENDING, R.RESCINDED),
+            (R.ACCEPTED, R.WRAPPING),
+            (R.ACCEPTED, R.COMPLETED),
+            (R.WRAPPING, R.COMPLETED),
+        }
+    )
 )
 
 # Target status → statuses a client may move a reservation from.

@@ -11,11 +11,13 @@ from typing import Any
 
 from services.queue_dispatcher import offers
 from services.queue_dispatcher.preconditions import check_if_match
-from services.queue_dispatcher.settle import match_task
 from services.queue_dispatcher.selection import should_skip
+from services.queue_dispatcher.settle import match_task
 from services.queue_dispatcher.state import RoutingStep, TaskState, parse_attributes
-from services.queue_dispatcher.state_machine import check_client_task_transition
-from services.queue_dispatcher.state_machine import parse_task_status
+from services.queue_dispatcher.state_machine import (
+    check_client_task_transition,
+    parse_task_status,
+)
 from services.queue_dispatcher.unit import Unit
 from shared.commands import CreateTask, DeleteTask, RemoveTask, RouteTask, UpdateTask
 from shared.errors import DomainValidationError, NotFoundError
@@ -39,7 +41,11 @@ def create_task(unit: Unit, command: CreateTask) -> TaskState:
     workflow_sid = _workflow_sid(unit, command.workflow_sid, routing_target)
     _check_routing_target(unit, routing_target)
     ignore_capacity = command.ignore_capacity
-    if routing_target and routing_target.startswith(SidPrefix.WORKER) and ignore_capacity is None:
+    if (
+        routing_target
+        and routing_target.startswith(SidPrefix.WORKER)
+        and ignore_capacity is None
+    ):
         ignore_capacity = True
     workflow = state.config.workflows.get(workflow_sid or "")
 
@@ -94,7 +100,9 @@ def delete_task(unit: Unit, task: TaskState, command: DeleteTask) -> None:
     check_if_match(command.if_match, task.model.version, f"task {task.sid}")
     state = unit.state
     for reservation_sid in list(task.pending):
-        offers.end_pending(unit, state.reservations[reservation_sid], ReservationStatus.CANCELED)
+        offers.end_pending(
+            unit, state.reservations[reservation_sid], ReservationStatus.CANCELED
+        )
     if task.accepted is not None and task.accepted in state.reservations:
         offers.release_assignment(unit, state.reservations[task.accepted])
     state.index.remove_task(task.sid)
@@ -195,7 +203,9 @@ def _rematch(unit: Unit, task: TaskState) -> str:
     return "waiting"
 
 
-def _enter_step(unit: Unit, task: TaskState, step: RoutingStep, priority: int | None) -> None:
+def _enter_step(
+    unit: Unit, task: TaskState, step: RoutingStep, priority: int | None
+) -> None:
     """Take the new step; a new queue gives `task-queue.moved` then `task-queue.entered`."""
     state = unit.state
     unit.changed(task)
@@ -212,7 +222,12 @@ def _enter_step(unit: Unit, task: TaskState, step: RoutingStep, priority: int | 
         model.task_queue_sid = queue.sid
         model.task_queue_friendly_name = queue.friendly_name
         model.task_queue_entered_date = unit.now
-        _emit(unit, task, "task-queue.entered", {"task_queue_target_expression": queue.target_workers})
+        _emit(
+            unit,
+            task,
+            "task-queue.entered",
+            {"task_queue_target_expression": queue.target_workers},
+        )
     state.index.refresh_task(task)
 
 
@@ -228,7 +243,10 @@ def _apply_fields(
     if channel is not None and channel.sid != model.task_channel_sid:
         changes["task_channel_sid"] = channel.sid
         changes["task_channel_unique_name"] = channel.unique_name
-    if command.virtual_start_time is not None and command.virtual_start_time != model.virtual_start_time:
+    if (
+        command.virtual_start_time is not None
+        and command.virtual_start_time != model.virtual_start_time
+    ):
         changes["virtual_start_time"] = command.virtual_start_time
     if not changes:
         return False
@@ -248,7 +266,9 @@ def _channel(unit: Unit, key: str) -> TaskChannel:
     return channel
 
 
-def _workflow_sid(unit: Unit, workflow_sid: str | None, routing_target: str | None) -> str | None:
+def _workflow_sid(
+    unit: Unit, workflow_sid: str | None, routing_target: str | None
+) -> str | None:
     workflows = unit.state.config.workflows
     if workflow_sid is not None:
         if workflow_sid not in workflows:
@@ -283,7 +303,9 @@ def _check_routing_target(unit: Unit, target: str | None) -> None:
     )
 
 
-def _emit(unit: Unit, task: TaskState, event_type: str, extra: dict[str, Any] | None = None) -> None:
+def _emit(
+    unit: Unit, task: TaskState, event_type: str, extra: dict[str, Any] | None = None
+) -> None:
     unit.emit(
         event_type,
         resource_type="task",

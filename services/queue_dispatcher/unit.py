@@ -153,7 +153,9 @@ class Unit:
                 writes.append(Write(touched.collection, InsertOne(doc)))
             else:
                 flt = {"_id": sid, "version": touched.version_before}
-                writes.append(Write(touched.collection, ReplaceOne(flt, doc), must_match=True))
+                writes.append(
+                    Write(touched.collection, ReplaceOne(flt, doc), must_match=True)
+                )
         writes.extend(self._deleted.values())
         return writes
 

@@ -7,10 +7,21 @@ from services.queue_dispatcher.preconditions import check_if_match
 from services.queue_dispatcher.state import WorkerState
 from services.queue_dispatcher.unit import Unit
 from services.queue_dispatcher.worker_activity import set_activity
-from shared.commands import CreateWorker, DeleteWorker, UpdateWorker, UpdateWorkerChannel
+from shared.commands import (
+    CreateWorker,
+    DeleteWorker,
+    UpdateWorker,
+    UpdateWorkerChannel,
+)
 from shared.errors import ConflictError, DomainValidationError, NotFoundError
 from shared.events import worker_channel_data, worker_data
-from shared.models import Activity, ReservationStatus, TaskChannel, Worker, WorkerChannel
+from shared.models import (
+    Activity,
+    ReservationStatus,
+    TaskChannel,
+    Worker,
+    WorkerChannel,
+)
 from shared.sids import SidPrefix, new_sid, worker_channel_sid
 
 
@@ -18,7 +29,9 @@ def create_worker(unit: Unit, command: CreateWorker) -> WorkerState:
     """A new worker with one channel per task channel (capacity 1, available)."""
     state, now = unit.state, unit.now
     _check_name_free(unit, command.friendly_name, None)
-    activity = _activity(unit, command.activity_sid or state.config.workspace.default_activity_sid)
+    activity = _activity(
+        unit, command.activity_sid or state.config.workspace.default_activity_sid
+    )
     sid = new_sid(SidPrefix.WORKER)
     model = Worker(
         sid=sid,
@@ -116,13 +129,20 @@ def update_worker_channel(
         unit.changed(worker)
         channel.available = command.available
         channel.date_updated = unit.now
-        _emit(unit, worker, "worker.channel.availability.update", worker_channel_data(worker.model, channel))
+        _emit(
+            unit,
+            worker,
+            "worker.channel.availability.update",
+            worker_channel_data(worker.model, channel),
+        )
     unit.state.index.refresh_worker(worker)
     unit.match_worker(worker.sid)
     return channel
 
 
-def new_channel(worker_sid: str, task_channel: TaskChannel, unit: Unit) -> WorkerChannel:
+def new_channel(
+    worker_sid: str, task_channel: TaskChannel, unit: Unit
+) -> WorkerChannel:
     return WorkerChannel(
         sid=worker_channel_sid(worker_sid, task_channel.sid),
         task_channel_sid=task_channel.sid,
@@ -137,8 +157,13 @@ def _reject_pending(unit: Unit, worker: WorkerState, activity: Activity) -> None
     state = unit.state
     for sid in sorted(worker.reservations):
         reservation = state.reservations.get(sid)
-        if reservation is not None and reservation.reservation_status is ReservationStatus.PENDING:
-            offers.end_pending(unit, reservation, ReservationStatus.REJECTED, activity_sid=activity.sid)
+        if (
+            reservation is not None
+            and reservation.reservation_status is ReservationStatus.PENDING
+        ):
+            offers.end_pending(
+                unit, reservation, ReservationStatus.REJECTED, activity_sid=activity.sid
+            )
 
 
 def _check_name_free(unit: Unit, name: str, own_sid: str | None) -> None:
@@ -150,7 +175,8 @@ def _check_name_free(unit: Unit, name: str, own_sid: str | None) -> None:
 def _activity(unit: Unit, activity_sid: str | None) -> Activity:
     if activity_sid is None:
         raise DomainValidationError(
-            "The workspace has no default activity; ActivitySid is required", param="ActivitySid"
+            "The workspace has no default activity; ActivitySid is required",
+            param="ActivitySid",
         )
     activity = unit.state.config.activities.get(activity_sid)
     if activity is None:

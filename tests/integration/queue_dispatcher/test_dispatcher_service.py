@@ -53,25 +53,55 @@ class Config:
 
     async def seed(self, db: Any, target_workers: str = "1==1") -> None:
         common = {"account_sid": self.account, "workspace_sid": self.workspace}
-        await db[c.WORKSPACES].insert_one(Workspace(
-            sid=self.workspace, account_sid=self.account, friendly_name="ws",
-            default_activity_sid=self.offline, default_activity_name="Offline",
-            timeout_activity_sid=self.offline, timeout_activity_name="Offline",
-        ).to_document())
-        await db[c.ACTIVITIES].insert_many([
-            Activity(sid=self.available, friendly_name="Available", available=True, **common).to_document(),
-            Activity(sid=self.offline, friendly_name="Offline", available=False, **common).to_document(),
-        ])
+        await db[c.WORKSPACES].insert_one(
+            Workspace(
+                sid=self.workspace,
+                account_sid=self.account,
+                friendly_name="ws",
+                default_activity_sid=self.offline,
+                default_activity_name="Offline",
+                timeout_activity_sid=self.offline,
+                timeout_activity_name="Offline",
+            ).to_document()
+        )
+        await db[c.ACTIVITIES].insert_many(
+            [
+                Activity(
+                    sid=self.available,
+                    friendly_name="Available",
+                    available=True,
+                    **common,
+                ).to_document(),
+                Activity(
+                    sid=self.offline, friendly_name="Offline", available=False, **common
+                ).to_document(),
+            ]
+        )
         await db[c.TASK_CHANNELS].insert_one(
-            TaskChannel(sid=self.channel, friendly_name="Default", unique_name="default", **common).to_document()
+            TaskChannel(
+                sid=self.channel,
+                friendly_name="Default",
+                unique_name="default",
+                **common,
+            ).to_document()
         )
         await db[c.TASK_QUEUES].insert_one(
-            TaskQueue(sid=self.queue, friendly_name="q", target_workers=target_workers, **common).to_document()
+            TaskQueue(
+                sid=self.queue,
+                friendly_name="q",
+                target_workers=target_workers,
+                **common,
+            ).to_document()
         )
-        await db[c.WORKFLOWS].insert_one(Workflow(
-            sid=self.workflow, friendly_name="flow", configuration="{}",
-            task_reservation_timeout=120, **common,
-        ).to_document())
+        await db[c.WORKFLOWS].insert_one(
+            Workflow(
+                sid=self.workflow,
+                friendly_name="flow",
+                configuration="{}",
+                task_reservation_timeout=120,
+                **common,
+            ).to_document()
+        )
 
 
 class Harness:
@@ -95,7 +125,9 @@ class Harness:
             async def collect(message: Any) -> None:
                 self.events.append(orjson.loads(message.data))
 
-            await self._nc.subscribe(self.runtime.subjects.events_matching(), cb=collect)
+            await self._nc.subscribe(
+                self.runtime.subjects.events_matching(), cb=collect
+            )
 
     async def stop(self) -> None:
         await self.runtime.stop()
@@ -109,17 +141,25 @@ class Harness:
         return self.runtime.db
 
     async def send(self, action: str, **payload: Any) -> Any:
-        body = {"account_sid": self.config.account, "workspace_sid": self.config.workspace, **payload}
+        body = {
+            "account_sid": self.config.account,
+            "workspace_sid": self.config.workspace,
+            **payload,
+        }
         return await self.runtime.commands.request(
             QUEUE_DISPATCHER, action, body, workspace_sid=self.config.workspace
         )
 
     async def worker(self, name: str, available: bool = True, **fields: Any) -> dict:
         activity = self.config.available if available else self.config.offline
-        return await self.send("worker.create", friendly_name=name, activity_sid=activity, **fields)
+        return await self.send(
+            "worker.create", friendly_name=name, activity_sid=activity, **fields
+        )
 
     async def task(self, route: bool = True, **fields: Any) -> tuple[dict, str | None]:
-        task = await self.send("task.create", workflow_sid=self.config.workflow, **fields)
+        task = await self.send(
+            "task.create", workflow_sid=self.config.workflow, **fields
+        )
         if not route:
             return task, None
         outcome = await self.route(task["sid"], seq=1)
@@ -127,8 +167,13 @@ class Harness:
 
     async def route(self, task_sid: str, seq: int, **fields: Any) -> str:
         result = await self.send(
-            "task.route", task_sid=task_sid, workflow_sid=self.config.workflow,
-            step_key=f"{task_sid}:{seq}", seq=seq, queue_sid=self.config.queue, **fields,
+            "task.route",
+            task_sid=task_sid,
+            workflow_sid=self.config.workflow,
+            step_key=f"{task_sid}:{seq}",
+            seq=seq,
+            queue_sid=self.config.queue,
+            **fields,
         )
         return result["outcome"]
 
@@ -139,7 +184,11 @@ class Harness:
         """Event types published about one resource, waiting until `count` arrived."""
         deadline = asyncio.get_running_loop().time() + 10
         while True:
-            found = [e["event_type"] for e in self.events if e["resource_sid"] == resource_sid]
+            found = [
+                e["event_type"]
+                for e in self.events
+                if e["resource_sid"] == resource_sid
+            ]
             if len(found) >= count or asyncio.get_running_loop().time() > deadline:
                 return found
             await asyncio.sleep(0.02)
@@ -173,20 +222,30 @@ async def test_task_flows_from_creation_to_completion(harness: Harness):
     assert reservation["timeout_at"] == T0 + timedelta(seconds=120)
 
     accepted = await harness.send(
-        "reservation.update", reservation_sid=reservation["_id"], task_sid=task["sid"],
+        "reservation.update",
+        reservation_sid=reservation["_id"],
+        task_sid=task["sid"],
         reservation_status="accepted",
     )
     assert accepted["reservation_status"] == "accepted"
-    done = await harness.send("task.update", task_sid=task["sid"], assignment_status="completed", reason="ok")
+    done = await harness.send(
+        "task.update", task_sid=task["sid"], assignment_status="completed", reason="ok"
+    )
     assert done["assignment_status"] == "completed"
 
     assert (await harness.doc(c.TASKS, task["sid"]))["reason"] == "ok"
     worker_doc = await harness.doc(c.WORKERS, worker["sid"])
     assert worker_doc["channels"][0]["assigned_tasks"] == 0
     assert worker_doc["friendly_name_lower"] == "alice"
-    assert await harness.events_of(task["sid"], 3) == ["task.created", "task-queue.entered", "task.completed"]
+    assert await harness.events_of(task["sid"], 3) == [
+        "task.created",
+        "task-queue.entered",
+        "task.completed",
+    ]
     assert await harness.events_of(reservation["_id"], 3) == [
-        "reservation.created", "reservation.accepted", "reservation.completed",
+        "reservation.created",
+        "reservation.accepted",
+        "reservation.completed",
     ]
 
 
@@ -195,12 +254,20 @@ async def test_refusals_come_back_as_domain_errors(harness: Harness):
     with pytest.raises(ConflictError):
         await harness.worker("ALICE")
     with pytest.raises(NotFoundError):
-        await harness.send("worker.update", worker_sid=new_sid(SidPrefix.WORKER), attributes="{}")
+        await harness.send(
+            "worker.update", worker_sid=new_sid(SidPrefix.WORKER), attributes="{}"
+        )
     task, _ = await harness.task()
     reservation = await harness.db[c.RESERVATIONS].find_one({"task_sid": task["sid"]})
-    await harness.send("reservation.update", reservation_sid=reservation["_id"], reservation_status="accepted")
+    await harness.send(
+        "reservation.update",
+        reservation_sid=reservation["_id"],
+        reservation_status="accepted",
+    )
     with pytest.raises(InvalidTransitionError) as caught:
-        await harness.send("task.update", task_sid=task["sid"], assignment_status="canceled")
+        await harness.send(
+            "task.update", task_sid=task["sid"], assignment_status="canceled"
+        )
     assert "because it is not pending or reserved." in caught.value.message
 
 
@@ -214,23 +281,36 @@ async def test_reservation_timeout_fires_on_the_clock(harness: Harness):
     reservation = await harness.db[c.RESERVATIONS].find_one({"task_sid": task["sid"]})
     assert reservation["reservation_status"] == "timeout"
     assert "open_key" not in reservation
-    assert (await harness.doc(c.WORKERS, worker["sid"]))["activity_sid"] == harness.config.offline
+    assert (await harness.doc(c.WORKERS, worker["sid"]))[
+        "activity_sid"
+    ] == harness.config.offline
     assert (await harness.doc(c.TASKS, task["sid"]))["assignment_status"] == "pending"
-    assert await harness.events_of(worker["sid"], 2) == ["worker.created", "worker.activity.update"]
+    assert await harness.events_of(worker["sid"], 2) == [
+        "worker.created",
+        "worker.activity.update",
+    ]
 
 
 async def test_queue_expression_event_rematches_waiting_tasks(harness: Harness):
     config = harness.config
-    await harness.db[c.TASK_QUEUES].update_one({"_id": config.queue}, {"$set": {"target_workers": "1==2"}})
+    await harness.db[c.TASK_QUEUES].update_one(
+        {"_id": config.queue}, {"$set": {"target_workers": "1==2"}}
+    )
     await harness.dispatcher.refresh_configuration(config.workspace)
     await harness.worker("alice")
     task, outcome = await harness.task()
     assert outcome == "waiting"
 
-    await harness.db[c.TASK_QUEUES].update_one({"_id": config.queue}, {"$set": {"target_workers": "1==1"}})
+    await harness.db[c.TASK_QUEUES].update_one(
+        {"_id": config.queue}, {"$set": {"target_workers": "1==1"}}
+    )
     event = make_event(
-        "task-queue.expression.updated", account_sid=config.account, workspace_sid=config.workspace,
-        resource_type="task_queue", resource_sid=config.queue, at=T0,
+        "task-queue.expression.updated",
+        account_sid=config.account,
+        workspace_sid=config.workspace,
+        resource_type="task_queue",
+        resource_sid=config.queue,
+        at=T0,
     )
     await harness.runtime.publish_event(event)
 
@@ -252,35 +332,57 @@ async def test_restart_keeps_tasks_offers_and_timers(harness: Harness):
     third, outcome = await harness.task()
     assert outcome == "waiting"
     accepted = await harness.db[c.RESERVATIONS].find_one({"task_sid": first["sid"]})
-    await harness.send("reservation.update", reservation_sid=accepted["_id"], reservation_status="accepted")
+    await harness.send(
+        "reservation.update",
+        reservation_sid=accepted["_id"],
+        reservation_status="accepted",
+    )
 
     await harness.stop()
     await harness.start()
 
     state = harness.dispatcher.state(harness.config.workspace)
     assert {t.sid: str(t.status) for t in state.tasks.values()} == {
-        first["sid"]: "assigned", second["sid"]: "reserved", third["sid"]: "pending",
+        first["sid"]: "assigned",
+        second["sid"]: "reserved",
+        third["sid"]: "pending",
     }
     # The pending offer of the second task times out in the new process; bob
     # (who held it) goes offline and the third task still waits.
     harness.clock.now = T0 + timedelta(seconds=124)
     await harness.dispatcher.timers.fire_due()
-    second_offer = await harness.db[c.RESERVATIONS].find_one({"task_sid": second["sid"]})
+    second_offer = await harness.db[c.RESERVATIONS].find_one(
+        {"task_sid": second["sid"]}
+    )
     assert second_offer["reservation_status"] == "timeout"
     assert second_offer["worker_sid"] == bob["sid"]
 
     carol = await harness.worker("carol")
-    carol_offers = await harness.db[c.RESERVATIONS].find({"worker_sid": carol["sid"]}).to_list(None)
+    carol_offers = (
+        await harness.db[c.RESERVATIONS]
+        .find({"worker_sid": carol["sid"]})
+        .to_list(None)
+    )
     assert [r["task_sid"] for r in carol_offers] == [second["sid"]]
-    assert await harness.send("task.route", task_sid=first["sid"], workflow_sid=harness.config.workflow,
-                              step_key="x", seq=1, queue_sid=harness.config.queue) == {"outcome": "gone"}
-    cursor = await harness.db[c.RESERVATIONS].aggregate([
-        {"$match": {"reservation_status": "accepted"}},
-        {"$group": {"_id": "$task_sid", "n": {"$sum": 1}}},
-    ])
+    assert await harness.send(
+        "task.route",
+        task_sid=first["sid"],
+        workflow_sid=harness.config.workflow,
+        step_key="x",
+        seq=1,
+        queue_sid=harness.config.queue,
+    ) == {"outcome": "gone"}
+    cursor = await harness.db[c.RESERVATIONS].aggregate(
+        [
+            {"$match": {"reservation_status": "accepted"}},
+            {"$group": {"_id": "$task_sid", "n": {"$sum": 1}}},
+        ]
+    )
     accepted_per_task = await cursor.to_list(None)
     assert [(d["_id"], d["n"]) for d in accepted_per_task] == [(first["sid"], 1)]
-    assert (await harness.doc(c.WORKERS, alice["sid"]))["channels"][0]["assigned_tasks"] == 1
+    assert (await harness.doc(c.WORKERS, alice["sid"]))["channels"][0][
+        "assigned_tasks"
+    ] == 1
 
 
 async def test_task_ttl_cancels_after_restart(harness: Harness):
@@ -303,13 +405,19 @@ async def test_workspace_deleted_drops_its_documents(harness: Harness):
     await harness.task()
     await harness.db[c.WORKSPACES].delete_one({"_id": config.workspace})
     event = make_event(
-        "workspace.deleted", account_sid=config.account, workspace_sid=config.workspace,
-        resource_type="workspace", resource_sid=config.workspace, at=T0,
+        "workspace.deleted",
+        account_sid=config.account,
+        workspace_sid=config.workspace,
+        resource_type="workspace",
+        resource_sid=config.workspace,
+        at=T0,
     )
     await harness.runtime.publish_event(event)
 
     deadline = asyncio.get_running_loop().time() + 10
-    while await harness.db[c.WORKERS].count_documents({"workspace_sid": config.workspace}):
+    while await harness.db[c.WORKERS].count_documents(
+        {"workspace_sid": config.workspace}
+    ):
         assert asyncio.get_running_loop().time() < deadline, "workers never dropped"
         await asyncio.sleep(0.05)
     assert await harness.db[c.TASKS].count_documents({}) == 0
@@ -322,7 +430,10 @@ async def test_unique_indexes_guard_names_and_live_offers(harness: Harness):
     indexes = await harness.db[c.WORKERS].index_information()
     assert any(spec.get("unique") for spec in indexes.values())
     reservation_indexes = await harness.db[c.RESERVATIONS].index_information()
-    assert any(spec["key"] == [("open_key", 1)] and spec.get("unique") for spec in reservation_indexes.values())
+    assert any(
+        spec["key"] == [("open_key", 1)] and spec.get("unique")
+        for spec in reservation_indexes.values()
+    )
 
 
 async def test_failed_commit_reloads_the_workspace_from_the_store(harness: Harness):
@@ -333,8 +444,14 @@ async def test_failed_commit_reloads_the_workspace_from_the_store(harness: Harne
     )
 
     with pytest.raises(ConflictError):
-        await harness.send("worker.update", worker_sid=worker["sid"], activity_sid=harness.config.offline)
-    updated = await harness.send("worker.update", worker_sid=worker["sid"], activity_sid=harness.config.offline)
+        await harness.send(
+            "worker.update",
+            worker_sid=worker["sid"],
+            activity_sid=harness.config.offline,
+        )
+    updated = await harness.send(
+        "worker.update", worker_sid=worker["sid"], activity_sid=harness.config.offline
+    )
 
     assert updated["version"] == 8
     assert updated["attributes"] == '{"team": "x"}'

@@ -34,7 +34,9 @@ async def _wait_for(probe, what: str, seconds: float = 10):
         value = await probe()
         if value:
             return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"timed out waiting for {what}"
+        )
         await asyncio.sleep(0.05)
 
 
@@ -45,21 +47,38 @@ async def system(isolated_env):
     client = open_client(isolated_env["MONGODB_URL"])
     db = client[isolated_env["MONGODB_DATABASE"]]
     await config.seed(db)
-    await db[c.TASK_QUEUES].insert_one(TaskQueue(
-        sid=second_queue, account_sid=config.account, workspace_sid=config.workspace,
-        friendly_name="overflow",
-    ).to_document())
-    routing = {"task_routing": {"filters": [{
-        "filter_friendly_name": "all", "expression": "1==1",
-        "targets": [{"queue": config.queue, "timeout": 30}, {"queue": second_queue}],
-    }]}}
+    await db[c.TASK_QUEUES].insert_one(
+        TaskQueue(
+            sid=second_queue,
+            account_sid=config.account,
+            workspace_sid=config.workspace,
+            friendly_name="overflow",
+        ).to_document()
+    )
+    routing = {
+        "task_routing": {
+            "filters": [
+                {
+                    "filter_friendly_name": "all",
+                    "expression": "1==1",
+                    "targets": [
+                        {"queue": config.queue, "timeout": 30},
+                        {"queue": second_queue},
+                    ],
+                }
+            ]
+        }
+    }
     await db[c.WORKFLOWS].update_one(
-        {"_id": config.workflow}, {"$set": {"configuration": orjson.dumps(routing).decode()}}
+        {"_id": config.workflow},
+        {"$set": {"configuration": orjson.dumps(routing).decode()}},
     )
     await client.close()
 
     clock = Clock()
-    dispatcher_runtime, dispatcher = build_dispatcher(load(DispatcherSettings, isolated_env), clock)
+    dispatcher_runtime, dispatcher = build_dispatcher(
+        load(DispatcherSettings, isolated_env), clock
+    )
     router_runtime, router = build_router(load(RouterSettings, isolated_env), clock)
     await dispatcher_runtime.start()
     await router_runtime.start()
@@ -73,14 +92,24 @@ async def test_created_task_is_routed_and_reserved(system):
     db = runtime.db
 
     async def send(action, **payload):
-        body = {"account_sid": config.account, "workspace_sid": config.workspace, **payload}
-        return await runtime.commands.request(QUEUE_DISPATCHER, action, body, workspace_sid=config.workspace)
+        body = {
+            "account_sid": config.account,
+            "workspace_sid": config.workspace,
+            **payload,
+        }
+        return await runtime.commands.request(
+            QUEUE_DISPATCHER, action, body, workspace_sid=config.workspace
+        )
 
-    worker = await send("worker.create", friendly_name="alice", activity_sid=config.available)
+    worker = await send(
+        "worker.create", friendly_name="alice", activity_sid=config.available
+    )
     task = await send("task.create", workflow_sid=config.workflow, attributes="{}")
 
     async def reservation_of_task():
-        return await db[c.RESERVATIONS].find_one({"task_sid": task["sid"], "reservation_status": "pending"})
+        return await db[c.RESERVATIONS].find_one(
+            {"task_sid": task["sid"], "reservation_status": "pending"}
+        )
 
     reservation = await _wait_for(reservation_of_task, "the first reservation")
     assert reservation["worker_sid"] == worker["sid"]
@@ -95,8 +124,10 @@ async def test_created_task_is_routed_and_reserved(system):
 
     # Rejected into Offline: the router moves the task to the overflow queue.
     await send(
-        "reservation.update", reservation_sid=reservation["_id"],
-        reservation_status="rejected", worker_activity_sid=config.offline,
+        "reservation.update",
+        reservation_sid=reservation["_id"],
+        reservation_status="rejected",
+        worker_activity_sid=config.offline,
     )
 
     async def moved():

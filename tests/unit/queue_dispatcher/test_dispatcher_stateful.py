@@ -17,12 +17,21 @@ from collections import Counter
 import hypothesis.strategies as st
 from dispatch_world import AVAILABLE, BUSY, OFFLINE, World, make_config
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from services.queue_dispatcher import offers, reservation_ops, task_ops, worker_ops
 from services.queue_dispatcher.matching import idle_keys
 from services.queue_dispatcher.selection import eligible_workers
-from services.queue_dispatcher.state_machine import RESERVATION_TRANSITIONS, TASK_TRANSITIONS
+from services.queue_dispatcher.state_machine import (
+    RESERVATION_TRANSITIONS,
+    TASK_TRANSITIONS,
+)
 from shared.models import ReservationStatus, TaskStatus
 
 R = ReservationStatus
@@ -78,28 +87,47 @@ class DispatcherMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.world.state.workers)
     @rule(data=st.data(), activity=st.sampled_from([AVAILABLE, OFFLINE, BUSY]))
     def change_activity(self, data, activity):
-        worker = data.draw(st.sampled_from(sorted(self.world.state.workers.values(), key=lambda w: w.sid)))
+        worker = data.draw(
+            st.sampled_from(
+                sorted(self.world.state.workers.values(), key=lambda w: w.sid)
+            )
+        )
         self.world.set_activity(worker, activity)
 
     @precondition(lambda self: self.world.state.workers)
     @rule(data=st.data(), channel=st.sampled_from(CHANNELS), capacity=st.integers(0, 3))
     def change_capacity(self, data, channel, capacity):
-        worker = data.draw(st.sampled_from(sorted(self.world.state.workers.values(), key=lambda w: w.sid)))
+        worker = data.draw(
+            st.sampled_from(
+                sorted(self.world.state.workers.values(), key=lambda w: w.sid)
+            )
+        )
         self.world.set_channel(worker, channel, capacity=capacity)
 
-    @rule(queue=st.integers(0, 1), channel=st.sampled_from(CHANNELS), priority=st.integers(0, 3))
+    @rule(
+        queue=st.integers(0, 1),
+        channel=st.sampled_from(CHANNELS),
+        priority=st.integers(0, 3),
+    )
     def create_task(self, queue, channel, priority):
         self.world.task(self.queues[queue], priority=priority, channel=channel)
 
     @precondition(lambda self: self._pending())
-    @rule(data=st.data(), action=st.sampled_from(["accepted", "rejected", "timeout", "callback"]))
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(["accepted", "rejected", "timeout", "callback"]),
+    )
     def end_offer(self, data, action):
         reservation = data.draw(st.sampled_from(self._pending()))
         if action == "timeout":
             self.world.tick(121)
-            self.world.decide(lambda unit: reservation_ops.expire_reservation(unit, reservation.sid))
+            self.world.decide(
+                lambda unit: reservation_ops.expire_reservation(unit, reservation.sid)
+            )
         elif action == "callback":
-            self.world.decide(lambda unit: reservation_ops.fail_callback(unit, reservation))
+            self.world.decide(
+                lambda unit: reservation_ops.fail_callback(unit, reservation)
+            )
         else:
             self.world.update_reservation(reservation, reservation_status=action)
 
@@ -115,7 +143,9 @@ class DispatcherMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel_task(self, data):
         task = data.draw(st.sampled_from(self._tasks({T.PENDING, T.RESERVED})))
-        self.world.update_task(task, assignment_status="canceled", reason="no longer needed")
+        self.world.update_task(
+            task, assignment_status="canceled", reason="no longer needed"
+        )
 
     # -- invariants ------------------------------------------------------------------------
     @invariant()
@@ -127,12 +157,16 @@ class DispatcherMachine(RuleBasedStateMachine):
             assert len(task.pending) <= limit
             assert len(set(task.pending.values())) == len(task.pending)
             accepted = [
-                r for r in state.reservations.values()
-                if r.task_sid == task.sid and r.reservation_status in (R.ACCEPTED, R.WRAPPING)
+                r
+                for r in state.reservations.values()
+                if r.task_sid == task.sid
+                and r.reservation_status in (R.ACCEPTED, R.WRAPPING)
             ]
             assert len(accepted) <= 1
             assert (task.status is T.RESERVED) == bool(task.pending)
-            assert (task.status in (T.ASSIGNED, T.WRAPPING)) == (task.accepted is not None)
+            assert (task.status in (T.ASSIGNED, T.WRAPPING)) == (
+                task.accepted is not None
+            )
 
     @invariant()
     def capacity_is_respected_and_counted(self):
@@ -142,7 +176,9 @@ class DispatcherMachine(RuleBasedStateMachine):
             assigned = Counter()
             for sid in worker.reservations:
                 reservation = state.reservations[sid]
-                target = held if reservation.reservation_status is R.PENDING else assigned
+                target = (
+                    held if reservation.reservation_status is R.PENDING else assigned
+                )
                 target[reservation.task_channel_sid] += 1
             total = 0
             for channel in worker.model.channels:
@@ -154,7 +190,9 @@ class DispatcherMachine(RuleBasedStateMachine):
                     # Capacity may be lowered below what is held; then nothing new is added.
                     key = (worker.sid, channel.task_channel_sid)
                     before = self.used.get(key, 0)
-                    assert channel.used_capacity <= max(channel.configured_capacity, before)
+                    assert channel.used_capacity <= max(
+                        channel.configured_capacity, before
+                    )
                     self.used[key] = channel.used_capacity
             else:
                 assert total <= 1
@@ -166,7 +204,10 @@ class DispatcherMachine(RuleBasedStateMachine):
         for sid, task in tasks.items():
             before = self.task_status.get(sid)
             if before is not None and before != task.status:
-                assert task.status in TASK_REACH.get(before, set()), (before, task.status)
+                assert task.status in TASK_REACH.get(before, set()), (
+                    before,
+                    task.status,
+                )
             self.task_status[sid] = task.status
         reservations = {**state.recent_reservations, **state.reservations}
         for sid, reservation in reservations.items():
@@ -194,16 +235,25 @@ class DispatcherMachine(RuleBasedStateMachine):
     def _pending(self):
         state = self.world.state
         return sorted(
-            (r for r in state.reservations.values() if r.reservation_status is R.PENDING),
+            (
+                r
+                for r in state.reservations.values()
+                if r.reservation_status is R.PENDING
+            ),
             key=lambda r: r.sid,
         )
 
     def _tasks(self, statuses):
-        return sorted((t for t in self.world.state.tasks.values() if t.status in statuses), key=lambda t: t.sid)
+        return sorted(
+            (t for t in self.world.state.tasks.values() if t.status in statuses),
+            key=lambda t: t.sid,
+        )
 
 
 DispatcherMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None,
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_dispatcher_invariants = DispatcherMachine.TestCase

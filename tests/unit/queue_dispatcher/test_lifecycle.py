@@ -7,9 +7,19 @@ from dispatch_world import AVAILABLE, BUSY, OFFLINE, World
 
 from services.queue_dispatcher import reservation_ops, task_ops, worker_ops
 from services.queue_dispatcher.settle import MAX_ROUNDS, ROUND_CAP_REASON
-from shared.commands import CreateWorker, DeleteTask, DeleteWorker, RemoveTask, UpdateWorker
-from shared.errors import ConflictError, DomainValidationError, InvalidTransitionError
-from shared.errors import PreconditionFailedError
+from shared.commands import (
+    CreateWorker,
+    DeleteTask,
+    DeleteWorker,
+    RemoveTask,
+    UpdateWorker,
+)
+from shared.errors import (
+    ConflictError,
+    DomainValidationError,
+    InvalidTransitionError,
+    PreconditionFailedError,
+)
 from shared.models import ReservationStatus, TaskStatus
 
 R = ReservationStatus
@@ -22,7 +32,9 @@ def test_reject_returns_worker_to_previous_activity_and_rematches(world: World):
     task = world.task(queue)
     reservation = world.reservations(task)[0]
 
-    world.update_reservation(reservation, reservation_status="rejected", worker_activity_sid=OFFLINE)
+    world.update_reservation(
+        reservation, reservation_status="rejected", worker_activity_sid=OFFLINE
+    )
 
     assert reservation.reservation_status is R.REJECTED
     assert alice.model.activity_sid == OFFLINE
@@ -43,7 +55,9 @@ def test_rejecting_worker_may_be_offered_again_at_once(world: World):
     assert world.last_events() == ["reservation.rejected", "reservation.created"]
 
 
-def test_reservation_timeout_moves_worker_to_timeout_activity_and_offers_next(world: World):
+def test_reservation_timeout_moves_worker_to_timeout_activity_and_offers_next(
+    world: World,
+):
     queue = world.add_queue(1)
     alice = world.worker("alice")
     world.worker("bob")
@@ -59,7 +73,11 @@ def test_reservation_timeout_moves_worker_to_timeout_activity_and_offers_next(wo
     assert reservation.reservation_status is R.TIMEOUT
     assert alice.model.activity_sid == OFFLINE
     assert world.offered(task) == ["bob"]
-    assert world.last_events() == ["reservation.timeout", "worker.activity.update", "reservation.created"]
+    assert world.last_events() == [
+        "reservation.timeout",
+        "worker.activity.update",
+        "reservation.created",
+    ]
     update = world.units[-1].events[1]
     assert update.event_data["worker_previous_activity_sid"] == AVAILABLE
     assert update.event_data["worker_time_in_previous_activity"] == "122"
@@ -77,7 +95,10 @@ def test_task_ttl_cancels_pending_task_and_its_offers(world: World):
     assert task.status is TaskStatus.CANCELED
     assert task.model.reason == "Task TTL Exceeded"
     assert world.last_events() == ["task.canceled", "reservation.canceled"]
-    assert world.units[-1].events[0].event_data["task_canceled_reason"] == "Task TTL Exceeded"
+    assert (
+        world.units[-1].events[0].event_data["task_canceled_reason"]
+        == "Task TTL Exceeded"
+    )
 
 
 def test_ttl_does_not_touch_assigned_tasks(world: World):
@@ -106,7 +127,7 @@ def test_round_cap_cancels_the_task(world: World):
 
 def test_cancel_while_reserved_cancels_offers_and_frees_the_worker(world: World):
     queue = world.add_queue(1)
-    alice = world.worker("alice")
+    world.worker("alice")
     task = world.task(queue)
     waiting = world.task(queue)
 
@@ -114,7 +135,11 @@ def test_cancel_while_reserved_cancels_offers_and_frees_the_worker(world: World)
 
     assert task.status is TaskStatus.CANCELED
     assert world.offered(waiting) == ["alice"]
-    assert world.last_events() == ["task.canceled", "reservation.canceled", "reservation.created"]
+    assert world.last_events() == [
+        "task.canceled",
+        "reservation.canceled",
+        "reservation.created",
+    ]
 
 
 def test_cancel_of_assigned_task_is_refused(world: World):
@@ -149,9 +174,15 @@ def test_attribute_update_then_status_in_one_request(world: World):
     task = world.task(queue)
     world.accept(task)
 
-    world.update_task(task, attributes='{"done": true}', assignment_status="completed", reason="ok")
+    world.update_task(
+        task, attributes='{"done": true}', assignment_status="completed", reason="ok"
+    )
 
-    assert world.last_events() == ["task.updated", "task.completed", "reservation.completed"]
+    assert world.last_events() == [
+        "task.updated",
+        "task.completed",
+        "reservation.completed",
+    ]
     assert task.model.attributes == '{"done": true}'
 
 
@@ -220,8 +251,14 @@ def test_new_worker_defaults_to_workspace_activity_with_a_channel_each(world: Wo
     command = world.command(CreateWorker, friendly_name="zed")
     worker = world.decide(lambda unit: worker_ops.create_worker(unit, command))
     assert worker.model.activity_sid == OFFLINE
-    assert [c.task_channel_unique_name for c in worker.model.channels] == ["default", "voice", "chat"]
-    assert all(c.configured_capacity == 1 and c.available for c in worker.model.channels)
+    assert [c.task_channel_unique_name for c in worker.model.channels] == [
+        "default",
+        "voice",
+        "chat",
+    ]
+    assert all(
+        c.configured_capacity == 1 and c.available for c in worker.model.channels
+    )
 
 
 def test_route_while_reserved_is_deferred_and_router_moves_it_after(world: World):
@@ -232,7 +269,9 @@ def test_route_while_reserved_is_deferred_and_router_moves_it_after(world: World
 
     assert world.route(task, second, defer_if_reserved=True) == "deferred"
     world.update_reservation(world.reservations(task)[0], reservation_status="rejected")
-    assert task.status is TaskStatus.PENDING and not task.pending  # waits for the router
+    assert (
+        task.status is TaskStatus.PENDING and not task.pending
+    )  # waits for the router
 
     assert world.route(task, second, defer_if_reserved=True) == "reserved"
     assert task.model.task_queue_sid == second
@@ -244,9 +283,13 @@ def test_remove_is_deferred_while_reserved_then_cancels(world: World):
     queue = world.add_queue(1)
     world.worker("alice")
     task = world.task(queue)
-    remove = world.command(RemoveTask, task_sid=task.sid, reason="Task canceled on Workflow timeout", seq=2)
+    remove = world.command(
+        RemoveTask, task_sid=task.sid, reason="Task canceled on Workflow timeout", seq=2
+    )
 
-    assert world.decide(lambda unit: task_ops.remove_task(unit, remove))[0] == "deferred"
+    assert (
+        world.decide(lambda unit: task_ops.remove_task(unit, remove))[0] == "deferred"
+    )
     world.update_reservation(world.reservations(task)[0], reservation_status="rejected")
     outcome, _ = world.decide(lambda unit: task_ops.remove_task(unit, remove))
 
@@ -295,7 +338,10 @@ def test_versions_rise_once_per_decision(world: World):
     assert task.model.version == 1  # created 0, routed and reserved in one decision
     assert sorted(w.collection for w in writes) == ["reservations", "tasks", "workers"]
     replace = next(w for w in writes if w.collection == "tasks")
-    assert replace.must_match and replace.operation._filter == {"_id": task.sid, "version": 0}
+    assert replace.must_match and replace.operation._filter == {
+        "_id": task.sid,
+        "version": 0,
+    }
 
 
 def test_timers_are_cancelled_when_no_longer_needed(world: World):
@@ -304,10 +350,13 @@ def test_timers_are_cancelled_when_no_longer_needed(world: World):
     task = world.task(queue)
     reservation = world.reservations(task)[0]
     assert {t.kind for t in world.units[-2].timers} == {"task"}
-    assert [(t.kind, t.sid) for t in world.units[-1].timers] == [("reservation", reservation.sid)]
+    assert [(t.kind, t.sid) for t in world.units[-1].timers] == [
+        ("reservation", reservation.sid)
+    ]
 
     world.accept(task)
 
     assert sorted(world.units[-1].cancelled_timers) == [
-        ("reservation", world.state.sid, reservation.sid), ("task", world.state.sid, task.sid),
+        ("reservation", world.state.sid, reservation.sid),
+        ("task", world.state.sid, task.sid),
     ]

@@ -68,7 +68,9 @@ def test_step_expression_filters_workers_per_task(world: World):
     world.worker("alice", {"languages": ["fr"]})
     world.worker("bob", {"languages": ["en", "es"]})
 
-    task = world.task(queue, {"language": "es"}, expression="task.language IN worker.languages")
+    task = world.task(
+        queue, {"language": "es"}, expression="task.language IN worker.languages"
+    )
 
     assert world.offered(task) == ["bob"]
 
@@ -91,7 +93,9 @@ def test_worker_attribute_change_joins_queue_and_takes_waiting_task(world: World
     queue = world.add_queue(1, target="skills HAS 'billing'")
     alice = world.worker("alice", {"skills": []})
     task = world.task(queue)
-    command = world.command(UpdateWorker, worker_sid=alice.sid, attributes='{"skills": ["billing"]}')
+    command = world.command(
+        UpdateWorker, worker_sid=alice.sid, attributes='{"skills": ["billing"]}'
+    )
     world.decide(lambda unit: worker_ops.update_worker(unit, alice, command))
 
     assert world.offered(task) == ["alice"]
@@ -107,7 +111,9 @@ def test_queue_expression_change_rematches_waiting_tasks(world: World):
     assert task.status is TaskStatus.PENDING
 
     config = world.state.config
-    config.queues[queue] = config.queues[queue].model_copy(update={"target_workers": "1==1"})
+    config.queues[queue] = config.queues[queue].model_copy(
+        update={"target_workers": "1==1"}
+    )
     world.decide(lambda unit: apply_configuration(unit, config))
 
     assert world.offered(task) == ["alice"]
@@ -121,7 +127,11 @@ def test_capacity_per_channel_in_multitasking(world: World):
     chats = [world.task(queue, channel="chat") for _ in range(3)]
     voice = world.task(queue, channel="voice")
 
-    assert [t.status for t in chats] == [TaskStatus.RESERVED, TaskStatus.RESERVED, TaskStatus.PENDING]
+    assert [t.status for t in chats] == [
+        TaskStatus.RESERVED,
+        TaskStatus.RESERVED,
+        TaskStatus.PENDING,
+    ]
     assert voice.status is TaskStatus.RESERVED
     assert alice.model.channel("chat").reserved_tasks == 2
 
@@ -191,7 +201,9 @@ def test_max_reserved_workers_offers_several_and_first_accept_wins(world: World)
     assert task.status is TaskStatus.ASSIGNED
     assert won.reservation_status is ReservationStatus.ACCEPTED
     assert world.last_events() == ["reservation.accepted", "reservation.rescinded"]
-    bob = next(w for w in world.state.workers.values() if w.model.friendly_name == "bob")
+    bob = next(
+        w for w in world.state.workers.values() if w.model.friendly_name == "bob"
+    )
     assert bob.model.channel("default").reserved_tasks == 0
 
 
@@ -215,7 +227,12 @@ def test_known_worker_sid_selects_exactly_that_worker(world: World):
 
     assert world.offered(task) == ["bob"]
     assert missing.status is TaskStatus.PENDING
-    created = [e for u in world.units for e in u.events if e.event_type == "reservation.created"]
+    created = [
+        e
+        for u in world.units
+        for e in u.events
+        if e.event_type == "reservation.created"
+    ]
     assert created[0].event_data["known_worker_sid"] == bob.sid
 
 
@@ -240,7 +257,11 @@ def test_skip_if_counts_workers_of_the_queue(world: World):
 
     assert outcome == "skipped"
     assert kept == "waiting"
-    assert world.state.index.skip_if_counters(queue) == {OFFLINE: 1, "available": 0, "unavailable": 1}
+    assert world.state.index.skip_if_counters(queue) == {
+        OFFLINE: 1,
+        "available": 0,
+        "unavailable": 1,
+    }
 
 
 def test_skipped_task_does_not_wait_in_the_queue(world: World):
@@ -294,7 +315,12 @@ def test_task_queue_events_on_entering_and_moving(world: World):
     task = world.task(first)
     world.route(task, second)
 
-    assert world.events() == ["task.created", "task-queue.entered", "task-queue.moved", "task-queue.entered"]
+    assert world.events() == [
+        "task.created",
+        "task-queue.entered",
+        "task-queue.moved",
+        "task-queue.entered",
+    ]
     moved = world.units[-1].events[0]
     assert moved.event_data["task_queue_sid"] == first
     assert task.model.task_queue_sid == second
@@ -314,11 +340,17 @@ def test_repeated_route_is_harmless_and_older_step_is_stale(world: World):
 
 def test_single_tasking_moves_worker_to_queue_activities(single_world: World):
     world = single_world
-    queue = world.add_queue(1, reservation_activity_sid=RESERVING, assignment_activity_sid=BUSY)
+    queue = world.add_queue(
+        1, reservation_activity_sid=RESERVING, assignment_activity_sid=BUSY
+    )
     alice = world.worker("alice")
     task = world.task(queue)
     assert alice.model.activity_sid == RESERVING
-    assert world.last_events() == ["task-queue.entered", "reservation.created", "worker.activity.update"]
+    assert world.last_events() == [
+        "task-queue.entered",
+        "reservation.created",
+        "worker.activity.update",
+    ]
 
     world.accept(task)
 

@@ -25,14 +25,24 @@ WS = "WS" + "b" * 32
 WT = "WT" + "c" * 32
 
 TASK_ALLOWED = {
-    (T.PENDING, T.RESERVED), (T.RESERVED, T.PENDING), (T.RESERVED, T.ASSIGNED),
-    (T.PENDING, T.CANCELED), (T.RESERVED, T.CANCELED), (T.ASSIGNED, T.WRAPPING),
-    (T.ASSIGNED, T.COMPLETED), (T.WRAPPING, T.COMPLETED),
+    (T.PENDING, T.RESERVED),
+    (T.RESERVED, T.PENDING),
+    (T.RESERVED, T.ASSIGNED),
+    (T.PENDING, T.CANCELED),
+    (T.RESERVED, T.CANCELED),
+    (T.ASSIGNED, T.WRAPPING),
+    (T.ASSIGNED, T.COMPLETED),
+    (T.WRAPPING, T.COMPLETED),
 }
 RESERVATION_ALLOWED = {
-    (R.PENDING, R.ACCEPTED), (R.PENDING, R.REJECTED), (R.PENDING, R.TIMEOUT),
-    (R.PENDING, R.CANCELED), (R.PENDING, R.RESCINDED), (R.ACCEPTED, R.WRAPPING),
-    (R.ACCEPTED, R.COMPLETED), (R.WRAPPING, R.COMPLETED),
+    (R.PENDING, R.ACCEPTED),
+    (R.PENDING, R.REJECTED),
+    (R.PENDING, R.TIMEOUT),
+    (R.PENDING, R.CANCELED),
+    (R.PENDING, R.RESCINDED),
+    (R.ACCEPTED, R.WRAPPING),
+    (R.ACCEPTED, R.COMPLETED),
+    (R.WRAPPING, R.COMPLETED),
 }
 
 
@@ -42,8 +52,13 @@ def _task(status: TaskStatus) -> Task:
 
 def _reservation(status: ReservationStatus) -> Reservation:
     return Reservation(
-        sid="WR" + "d" * 32, account_sid=AC, workspace_sid=WS, task_sid=WT,
-        worker_sid="WK" + "e" * 32, worker_name="alice", reservation_status=status,
+        sid="WR" + "d" * 32,
+        account_sid=AC,
+        workspace_sid=WS,
+        task_sid=WT,
+        worker_sid="WK" + "e" * 32,
+        worker_name="alice",
+        reservation_status=status,
     )
 
 
@@ -62,7 +77,9 @@ def test_task_transition_table_matches_lifecycle(current, target):
     ids=[f"{a}->{b}" for a, b in itertools.product(R, R)],
 )
 def test_reservation_transition_table_matches_lifecycle(current, target):
-    assert can_move_reservation(current, target) is ((current, target) in RESERVATION_ALLOWED)
+    assert can_move_reservation(current, target) is (
+        (current, target) in RESERVATION_ALLOWED
+    )
 
 
 CLIENT_TASK_CASES = [
