@@ -44,13 +44,22 @@ def api(system: RunningSystem) -> Api:
 
 @dataclass
 class Reserved:
-    """A task reserved to a worker that only its own queue targets."""
+    """Tasks reserved to workers that only their own queue targets: every task
+    to every worker (`max_reserved_workers` and channel capacity suffice)."""
 
-    worker: Any
-    task: Any
-    reservation: Any
+    workers: list[Any]
+    tasks: list[Any]
+    reservation: Any  # of the first task to the first worker
     queue: Any
     workflow: Any
+
+    @property
+    def worker(self) -> Any:
+        return self.workers[0]
+
+    @property
+    def task(self) -> Any:
+        return self.tasks[0]
 
 
 @dataclass
@@ -72,18 +81,27 @@ def routing_to(queue_sid: str, **target: Any) -> str:
 
 
 def make_reserve(ws: Any, available_sid: str) -> Callable[..., Reserved]:
-    def reserve(priority: int = 0, task_channel: str = "default") -> Reserved:
+    def reserve(workers: int = 1, tasks: int = 1) -> Reserved:
         tag = uuid.uuid4().hex[:12]
-        queue = ws.task_queues.create(friendly_name=f"Q {tag}", target_workers=f"tag == '{tag}'")
+        queue = ws.task_queues.create(friendly_name=f"Q {tag}", target_workers=f"tag == '{tag}'",
+                                      max_reserved_workers=workers)
         workflow = ws.workflows.create(friendly_name=f"W {tag}",
                                        configuration=routing_to(queue.sid))
-        worker = ws.workers.create(friendly_name=f"Worker {tag}",
-                                   attributes=json.dumps({"tag": tag}),
-                                   activity_sid=available_sid)
-        task = ws.tasks.create(workflow_sid=workflow.sid, priority=priority,
-                               attributes=json.dumps({"tag": tag}), task_channel=task_channel)
-        reservation = eventually(lambda: ws.tasks(task.sid).reservations.list())[0]
-        return Reserved(worker, task, reservation, queue, workflow)
+        made = []
+        for n in range(workers):
+            worker = ws.workers.create(friendly_name=f"Worker {tag} {n}",
+                                       attributes=json.dumps({"tag": tag}))
+            ws.workers(worker.sid).worker_channels("default").update(capacity=tasks)
+            made.append(ws.workers(worker.sid).update(activity_sid=available_sid))
+        created = [ws.tasks.create(workflow_sid=workflow.sid, attributes=json.dumps({"tag": tag}))
+                   for _ in range(tasks)]
+
+        def all_reserved() -> bool:
+            return all(len(ws.tasks(t.sid).reservations.list()) == workers for t in created)
+
+        eventually(all_reserved)
+        first = ws.tasks(created[0].sid).reservations.list(worker_sid=made[0].sid)[0]
+        return Reserved(made, created, first, queue, workflow)
 
     return reserve
 
@@ -98,4 +116,4 @@ def world(api: Api) -> Iterator[World]:
     workflow = ws.workflows.list()[0]
     reserve = make_reserve(ws, activities["Available"].sid)
     yield World(workspace, ws, activities["Available"], activities["Offline"], queue, workflow,
-                reserve(), reserve)
+                reserve(workers=2, tasks=2), reserve)

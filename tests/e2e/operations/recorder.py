@@ -92,7 +92,7 @@ class Call:
     parameters: frozenset[str]
     status: int
     body: Any
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case names
 
 
 @dataclass
@@ -148,7 +148,8 @@ class RecordingHttpClient(TwilioHttpClient):
         sent |= {h for h in (headers or {}) if h == "If-Match"}
         body = json.loads(response.text) if response.text else None
         self.calls.add(Call(route.operation_id, method.upper(), url, frozenset(sent),
-                            response.status_code, body, dict(response.headers or {})))
+                            response.status_code, body,
+                            {k.lower(): v for k, v in (response.headers or {}).items()}))
         check_answer(route.operation_id, response.status_code, body)
         return response
 
