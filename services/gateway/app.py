@@ -18,16 +18,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.gateway.accounts import Accounts
+from services.gateway.api_keys import ApiKeys, subscribe_credentials_changed
 from services.gateway.configuration import ConfigurationStore
 from services.gateway.context import Gateway
-from services.gateway.errors import register_error_handlers
+from services.gateway.errors import ERROR_TABLE, register_error_handlers
+from services.gateway.identity import IDENTITY_ERROR_STATUSES, rate_limit_headers
+from services.gateway.rate_limit import RateLimiter, SharedRateLimiter
 from services.gateway.routes import register_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.wire import Links
+from shared.metrics import RequestMetricsMiddleware
 from shared.runtime import ServiceRuntime
 from shared.subjects import GATEWAY, SERVICES
 
 logger = logging.getLogger(__name__)
+
+ERROR_TABLE.update(IDENTITY_ERROR_STATUSES)
 
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
@@ -35,7 +41,21 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     runtime = ServiceRuntime(GATEWAY, settings)
     accounts = Accounts(runtime.db, runtime.committer, settings.secret_key)
     configuration = ConfigurationStore(runtime)
-    return Gateway(settings, runtime, accounts, configuration, Links(settings.public_url))
+    api_keys = ApiKeys(runtime.db, settings.secret_key)
+    limiter = SharedRateLimiter(
+        runtime,
+        RateLimiter(settings.rate_limit_per_second, settings.rate_limit_overrides),
+        interval=settings.rate_limit_sync_ms / 1000,
+    )
+
+    async def reload_accounts(body: dict[str, Any]) -> None:
+        if body.get("account_sid"):
+            await accounts.load()
+
+    subscribe_credentials_changed(runtime, api_keys.on_credentials_changed, reload_accounts)
+    return Gateway(
+        settings, runtime, accounts, configuration, Links(settings.public_url), api_keys, limiter
+    )
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -45,6 +65,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def load_state() -> None:
         await gateway.accounts.bootstrap(settings.account_sid, settings.auth_token)
         await gateway.accounts.load()
+        await gateway.api_keys.load()
+        await gateway.rate_limiter.start()
+        gateway.runtime.background(
+            gateway.api_keys.refresh_forever(settings.credentials_refresh_seconds), "api-key-reload"
+        )
         await gateway.configuration.start()
 
     gateway.runtime.on_ready(load_state)
@@ -66,6 +91,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.gateway = gateway
     register_error_handlers(app)
+    app.middleware("http")(rate_limit_headers)
+    app.add_middleware(RequestMetricsMiddleware, service=GATEWAY)
 
     @app.middleware("http")
     async def log_request(request: Request, call_next: Any) -> Any:

@@ -8,7 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.gateway.accounts import Accounts
+from services.gateway.api_keys import ApiKeys
 from services.gateway.configuration import ConfigurationStore
+from services.gateway.identity import identify
+from services.gateway.rate_limit import SharedRateLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.wire import Links
 from shared.runtime import ServiceRuntime
@@ -23,6 +26,8 @@ class Gateway:
     accounts: Accounts
     configuration: ConfigurationStore
     links: Links
+    api_keys: ApiKeys
+    rate_limiter: SharedRateLimiter
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,11 @@ def get_gateway(request: Request) -> Gateway:
 
 
 async def get_caller(request: Request) -> Caller:
-    """Authenticate the request (HTTP Basic); raises AuthenticationError."""
+    """Authenticate, rate-limit and authorize the request (see `identity.identify`)."""
     gateway: Gateway = request.app.state.gateway
-    account_sid = await gateway.accounts.authenticate(request.headers.get("authorization"))
+    identity = await identify(request, gateway.accounts, gateway.api_keys, gateway.rate_limiter)
     client = request.client.host if request.client else None
-    return Caller(account_sid, client)
+    return Caller(identity.account_sid, client)
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 
-from shared.settings import CommonSettings
+from services.gateway.identity_settings import IdentitySettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(IdentitySettings):
     """Where the HTTP edge listens and which account it bootstraps."""
 
     http_host: str = Field(

@@ -56,6 +56,8 @@ def system(backends, tmp_path_factory) -> Iterator[RunningSystem]:
         "TASKROUTER_ACCOUNT_SID": new_sid(SidPrefix.ACCOUNT),
         "TASKROUTER_AUTH_TOKEN": secrets.token_hex(16),
         "TASKROUTER_WEBHOOK_ALLOW_PRIVATE": "true",
+        # The suite sends bursts (schemathesis, paging); rate limits have their own tests.
+        "TASKROUTER_RATE_LIMIT_PER_SECOND": "5000",
     }
     stack = start_stack(data_dir, env)
     try:
