@@ -76,6 +76,9 @@ class EventConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             max_ack_pending=max(1000, 4 * self._batch_size),
+            # An event fetched by a replica that died is redelivered after this;
+            # the default 30 s held routing up that long after a crash.
+            ack_wait=10.0,
         )
         subscription = await self._connection.jetstream().pull_subscribe(
             self._filter, durable=self._durable, stream=self._stream, config=config

@@ -78,10 +78,11 @@ def test_whole_system_restart_keeps_workspaces_and_tasks(own_stack):
 
 
 @pytest.mark.parametrize("service", ["queue_dispatcher", "workflow_router", "events", "gateway"])
-def test_a_killed_service_loses_nothing(own_stack, service):
+def test_a_killed_service_loses_nothing(own_stack, service, tmp_path):
     start, stacks = own_stack
     client = start()
     ws, worker, available = _workspace_with_available_worker(client)
+    ws.workers(worker.sid).worker_channels("default").update(capacity=2)
     ws.workers(worker.sid).update(activity_sid=available)
     first = ws.tasks.create(attributes=json.dumps({"n": 1}))
 
@@ -89,12 +90,12 @@ def test_a_killed_service_loses_nothing(own_stack, service):
     index = next(i for i, p in enumerate(stack.processes) if p.name == service)
     stack.processes[index].kill()
     module = next(m for m in devstack.SERVICE_MODULES if m.endswith(service))
-    stack.processes[index] = devstack.start_service(module, stack.env)
+    stack.processes[index] = devstack.start_service(module, stack.env, tmp_path / "logs" / f"{service}.log")
     wait_healthy(stack.env["TASKROUTER_PUBLIC_URL"])
 
     second = ws.tasks.create(attributes=json.dumps({"n": 2}))
     for task in (first, second):
-        eventually(lambda t=task: ws.tasks(t.sid).reservations.list())
+        eventually(lambda t=task: ws.tasks(t.sid).reservations.list(), timeout=45)
     reservations = [r for t in (first, second) for r in ws.tasks(t.sid).reservations.list()]
     assert len(reservations) == 2
     assert {r.worker_sid for r in reservations} == {worker.sid}
