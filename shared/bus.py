@@ -8,6 +8,7 @@ the owner of some state reaches the gateway unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,13 +17,15 @@ from typing import Any, ParamSpec
 
 import orjson
 from faststream.nats import NatsBroker
+from nats.errors import NoRespondersError
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from shared.errors import TaskRouterError, UnavailableError, error_from_wire
 from shared.events import Event
 from shared.metrics import FAILED, REFUSED, note_command_outcome
 from shared.settings import CommonSettings
-from shared.subjects import Subjects
+from shared.partitions import partition_of
+from shared.subjects import PARTITIONED_COMMANDS, Subjects
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +60,24 @@ def event_stream_config(settings: CommonSettings) -> StreamConfig:
 def event_publisher(
     broker: NatsBroker, settings: CommonSettings
 ) -> Callable[[Event], Awaitable[None]]:
-    """A function that publishes one event to its subject and waits for the ack."""
+    """A function that publishes one event to its subject and waits for the ack.
+
+    It uses nats-py's JetStream client directly: the message is buffered before
+    the first suspension point, so concurrent calls reach the stream in call order
+    (through FastStream's publisher they could overtake each other).
+    """
     subjects = Subjects(settings.subject_prefix)
 
     async def publish(event: Event) -> None:
         subject = subjects.event(
             event.account_sid, event.workspace_sid, event.resource_sid, event.event_type
         )
-        await broker.publish(
-            event.to_payload(),
+        await broker.connection.jetstream().publish(
             subject,
-            headers={"Nats-Msg-Id": event.sid, "content-type": "application/json"},
-            stream=subjects.event_stream,
+            event.to_payload(),
             timeout=5.0,
+            stream=subjects.event_stream,
+            headers={"Nats-Msg-Id": event.sid, "content-type": "application/json"},
         )
 
     return publish
@@ -117,6 +125,16 @@ class CommandClient:
     def __init__(self, broker: NatsBroker, settings: CommonSettings) -> None:
         self._broker = broker
         self._subjects = Subjects(settings.subject_prefix)
+        self._partitions = settings.partitions if settings.partitioned else 1
+
+    def subject(self, service: str, action: str, workspace_sid: str = "_") -> str:
+        """The request subject of `action`: with the partition, where `service` has them."""
+        if self._partitions > 1 and service in PARTITIONED_COMMANDS:
+            partition = partition_of(workspace_sid, self._partitions)
+            return self._subjects.partitioned_command(
+                service, action, workspace_sid, partition
+            )
+        return self._subjects.command(service, action, workspace_sid)
 
     async def request(
         self,
@@ -127,11 +145,13 @@ class CommandClient:
         workspace_sid: str = "_",
         timeout: float = 10.0,
     ) -> Any:
-        subject = self._subjects.command(service, action, workspace_sid)
+        subject = self.subject(service, action, workspace_sid)
+        body = orjson.dumps(payload, default=_default)
         try:
-            message = await self._broker.request(
-                orjson.dumps(payload, default=_default), subject, timeout=timeout
-            )
+            if subject == self._subjects.command(service, action, workspace_sid):
+                message = await self._broker.request(body, subject, timeout=timeout)
+            else:
+                message = await self._request_owner(body, subject, timeout)
         except TimeoutError as exc:
             raise UnavailableError(f"{service} did not answer {action!r} in time") from exc
         except Exception as exc:  # no responders, connection closed
@@ -140,6 +160,25 @@ class CommandClient:
         if not reply.get("ok"):
             raise error_from_wire(reply.get("error") or {})
         return reply.get("result")
+
+    async def _request_owner(self, body: bytes, subject: str, timeout: float) -> Any:
+        """Request a partition's owner, waiting out a hand-over until `timeout`.
+
+        While a partition changes hands nobody subscribes to its subject and
+        NATS answers "no responders" at once; the request was then received by
+        nobody, so sending it again is safe.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        pause = 0.02
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                return await self._broker.request(body, subject, timeout=max(left, 0.01))
+            except NoRespondersError:
+                if left <= pause:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     async def ping(self, service: str, timeout: float = 1.0) -> bool:
         """True when `service` answers its readiness ping."""
