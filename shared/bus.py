@@ -23,8 +23,8 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from shared.errors import TaskRouterError, UnavailableError, error_from_wire
 from shared.events import Event
 from shared.metrics import FAILED, REFUSED, note_command_outcome
-from shared.settings import CommonSettings
 from shared.partitions import partition_of
+from shared.settings import CommonSettings
 from shared.subjects import PARTITIONED_COMMANDS, Subjects
 
 logger = logging.getLogger(__name__)

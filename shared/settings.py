@@ -84,6 +84,36 @@ class CommonSettings(BaseSettings):
         description="Interface the metrics and probe server binds to ('0.0.0.0' in a pod).",
     )
 
+    partitioning: bool = Field(
+        False,
+        validation_alias=AliasChoices("TASKROUTER_PARTITIONING", "partitioning"),
+        description=(
+            "'on' spreads workspaces over queue-dispatcher and workflow-router "
+            "replicas (see shared.partitions); every service must agree on it."
+        ),
+    )
+    partitions: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        validation_alias=AliasChoices("TASKROUTER_PARTITIONS", "partitions"),
+        description="Number of workspace partitions; the same in every service.",
+    )
+    lease_ttl_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=AliasChoices("TASKROUTER_LEASE_TTL_SECONDS", "lease_ttl_seconds"),
+        description=(
+            "How long a partition lease outlives its holder; a dead replica's "
+            "partitions are taken over after about this long."
+        ),
+    )
+
+    @property
+    def partitioned(self) -> bool:
+        """True when workspaces are split between replicas (on, and more than one)."""
+        return self.partitioning and self.partitions > 1
+
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -17,7 +17,18 @@ Commands (request/reply, core NATS, never captured by a stream):
 
     <prefix>.cmd.<service>.<workspace_sid>.<action>
 
-The workspace token lets a partitioned service subscribe to its share.
+The workspace token lets a partitioned service subscribe to its share. With
+partitioning on (`shared.partitions`), commands to a partitioned service carry
+the workspace's partition too, so only the replica owning it receives them:
+
+    <prefix>.cmd.<service>.p<partition>.<workspace_sid>.<action>
+
+The workflow-router then reads events from its own work-queue stream
+(`<PREFIX>_ROUTING`) that sources the event stream and adds the partition:
+
+    <prefix>.routing.<partition>.<account_sid>.<workspace_sid>.<resource_sid>.<event_type>
+
+Partition leases and member announcements live in the KV bucket `<PREFIX>_LEASES`.
 Readiness pings: `<prefix>.ping.<service>`.
 Gateway replicas broadcast credential changes and rate-limit counts to each other
 on `<prefix>.gateway.credentials-changed` and `<prefix>.gateway.rate-counts`.
@@ -34,6 +45,8 @@ QUEUE_DISPATCHER = "queue-dispatcher"
 STATISTICS = "statistics"
 EVENTS = "events"
 SERVICES = (GATEWAY, WORKFLOW_ROUTER, QUEUE_DISPATCHER, STATISTICS, EVENTS)
+# Services whose commands go to the replica owning the workspace's partition.
+PARTITIONED_COMMANDS = (QUEUE_DISPATCHER,)
 
 
 def _token(value: str) -> str:
@@ -86,6 +99,42 @@ class Subjects:
     def command_listener(self, service: str, action: str) -> str:
         """Subject a service subscribes to for `action`, for every workspace."""
         return f"{self.prefix}.cmd.{service}.*.{action}"
+
+    def partitioned_command(
+        self, service: str, action: str, workspace_sid: str, partition: int
+    ) -> str:
+        """Request subject of `action` when `service` is partitioned by workspace."""
+        return (
+            f"{self.prefix}.cmd.{service}.p{partition}.{_token(workspace_sid)}.{action}"
+        )
+
+    def partition_command_listener(self, service: str, partition: int) -> str:
+        """Subject the owner of `partition` subscribes to: every action, every workspace."""
+        return f"{self.prefix}.cmd.{service}.p{partition}.*.*"
+
+    # -- partitions -------------------------------------------------------------
+    @property
+    def lease_bucket(self) -> str:
+        """KV bucket of partition leases and member announcements."""
+        return f"{self.prefix.upper().replace('-', '_')}_LEASES"
+
+    @property
+    def routing_stream(self) -> str:
+        """Work-queue stream of the workflow-router's events, with partition tokens."""
+        return f"{self.prefix.upper().replace('-', '_')}_ROUTING"
+
+    def routing_transform(self, partitions: int) -> tuple[str, str]:
+        """Source and destination of the transform adding the partition token."""
+        source = f"{self.prefix}.events.*.*.>"
+        destination = (
+            f"{self.prefix}.routing.{{{{partition({partitions},2)}}}}"
+            ".{{wildcard(1)}}.{{wildcard(2)}}.>"
+        )
+        return source, destination
+
+    def routing_events(self, partition: int) -> str:
+        """Filter of one partition's events in the routing stream."""
+        return f"{self.prefix}.routing.{partition}.>"
 
     def ping(self, service: str) -> str:
         return f"{self.prefix}.ping.{service}"

@@ -54,6 +54,13 @@ class Timers(Generic[K]):
             self._heap = [(due, counter, k) for k, (due, counter) in self._due.items()]
             heapq.heapify(self._heap)
 
+    def cancel_where(self, predicate: Callable[[K], bool]) -> int:
+        """Cancel every timer whose key satisfies `predicate`; returns how many."""
+        keys = [key for key in self._due if predicate(key)]
+        for key in keys:
+            self.cancel(key)
+        return len(keys)
+
     def due_at(self, key: K) -> datetime | None:
         entry = self._due.get(key)
         return None if entry is None else entry[0]

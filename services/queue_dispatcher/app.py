@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from services.queue_dispatcher.dispatcher import Dispatcher
-from services.queue_dispatcher.handlers import register
+from services.queue_dispatcher.handlers import CommandHandlers, register
+from services.queue_dispatcher.partitioning import (
+    PartitionedCommands,
+    follow_configuration,
+    partition_leases,
+)
 from services.queue_dispatcher.settings import DispatcherSettings
 from shared.config_view import is_configuration_event
 from shared.runtime import ServiceRuntime
@@ -34,6 +39,10 @@ def build(
 ) -> tuple[ServiceRuntime, Dispatcher]:
     """The runtime with the dispatcher's handlers registered (not started)."""
     runtime = ServiceRuntime(QUEUE_DISPATCHER, settings)
+    if settings.partitioned:
+        dispatcher = Dispatcher(runtime, clock, partitions=settings.partitions)
+        _partitioned(runtime, dispatcher, settings)
+        return runtime, dispatcher
     dispatcher = Dispatcher(runtime, clock)
     register(runtime, dispatcher, settings.command_concurrency)
     for event_type in CONFIGURATION_EVENTS:
@@ -45,6 +54,33 @@ def build(
         runtime.background(dispatcher.timers.run(), "dispatcher-timers")
 
     return runtime, dispatcher
+
+
+def _partitioned(
+    runtime: ServiceRuntime, dispatcher: Dispatcher, settings: DispatcherSettings
+) -> None:
+    """Wiring with workspaces split between replicas (see `partitioning`)."""
+    commands = PartitionedCommands(
+        runtime,
+        CommandHandlers(dispatcher).table(),
+        settings.command_concurrency * 4,
+    )
+    leases = partition_leases(runtime, settings, dispatcher, commands)
+
+    @runtime.on_ready
+    async def start_partitioned() -> None:
+        await dispatcher.prepare_partitioned()
+        # Configuration events first, so none falls between the view's load
+        # and a partition's load.
+        await follow_configuration(runtime, dispatcher, CONFIGURATION_EVENTS)
+        runtime.background(dispatcher.timers.run(), "dispatcher-timers")
+        await leases.start()
+
+    @runtime.on_stop
+    async def hand_partitions_back() -> None:
+        await leases.stop()
+
+    dispatcher.leases = leases
 
 
 def _follow(runtime: ServiceRuntime, dispatcher: Dispatcher, event_type: str) -> None:

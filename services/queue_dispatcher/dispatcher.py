@@ -13,10 +13,13 @@ fails too (their version filters no longer match), and the workspace is
 reloaded from the store before its next decision; a command is never answered
 as done unless its commit succeeded.
 
-TODO: one dispatcher replica is assumed. Commands reach replicas through a
-queue group and configuration consumers are shared, so a second replica would
-be kept safe only by the version checks (a conflict, then a reload), not be
-useful; partitioning workspaces between replicas is not implemented.
+Replicas: by default one dispatcher replica is assumed (commands reach replicas
+through a queue group, so a second one would be kept safe only by the version
+checks). With partitioning on (`partitions` > 1) each replica holds only the
+workspaces of the partitions it owns (`shared.partitions`, `shared.leases`):
+`load_partition` takes one over, `release_partition` lets it go, and a
+decision for a workspace outside them is refused as unavailable; see
+`services.queue_dispatcher.partitioning` for the wiring.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from services.queue_dispatcher.state import WorkspaceState
 from services.queue_dispatcher.task_ops import expire_task, ttl_due
 from services.queue_dispatcher.unit import SYSTEM, Actor, Unit
 from shared.config_view import ConfigView, WorkspaceConfig
-from shared.errors import NotFoundError, TaskRouterError
+from shared.errors import NotFoundError, TaskRouterError, UnavailableError
 from shared.models import ReservationStatus, TaskStatus
+from shared.partitions import partition_of
 from shared.runtime import ServiceRuntime
 from shared.storage import collections as c
 from shared.storage.committer import Write
@@ -64,14 +68,30 @@ class _Slot:
 class Dispatcher:
     """Runs decisions per workspace and keeps their timers."""
 
-    def __init__(self, runtime: ServiceRuntime, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, runtime: ServiceRuntime, clock: Clock = system_clock, partitions: int = 1
+    ) -> None:
         self.runtime = runtime
         self.db = runtime.db
         self.view = ConfigView(runtime.db)
         self.clock = clock
         self.timers: Timers[TimerKey] = Timers(self._on_timer, clock)
         self.loaded = asyncio.Event()
+        self.partitions = partitions
+        # Partitions this replica answers for; None: every workspace (one replica).
+        self.owned: set[int] | None = None if partitions == 1 else set()
+        # The replica's `shared.leases.PartitionLeases` when partitioned, for tests.
+        self.leases: Any = None
         self._slots: dict[str, _Slot] = {}
+        # Partitions being loaded, with the workspaces whose configuration
+        # changed meanwhile (their loaded state may predate the change).
+        self._loading: dict[int, set[str]] = {}
+
+    def owns(self, workspace_sid: str) -> bool:
+        """True when this replica is the writer of the workspace."""
+        if self.owned is None:
+            return True
+        return partition_of(workspace_sid, self.partitions) in self.owned
 
     # -- start-up ---------------------------------------------------------------------
     async def load(self) -> None:
@@ -91,6 +111,63 @@ class Dispatcher:
             await self.execute(sid, _match_everything)
         logger.info("dispatcher state loaded", extra={"workspaces": len(states)})
 
+    async def prepare_partitioned(self) -> None:
+        """Start-up with partitioning: indexes and configuration, no workspace state yet.
+
+        State is loaded per partition, when its lease is acquired.
+        """
+        await repository.ensure_indexes(self.db)
+        await self.view.load_all()
+        self.loaded.set()
+
+    async def load_partition(self, partition: int) -> None:
+        """Take over one partition: load its workspaces, arm their timers, match."""
+        assert self.owned is not None, "load_partition needs partitioning on"
+        changed = self._loading.setdefault(partition, set())
+        try:
+            sids = [
+                sid
+                for sid in await repository.workspace_sids(self.db)
+                if partition_of(sid, self.partitions) == partition
+            ]
+            configs = {}
+            for sid in sids:
+                if (config := await self.view.refresh(sid)) is not None:
+                    configs[sid] = config
+            states = await repository.load_states(self.db, configs, only_these=True)
+            self.owned.add(partition)
+            for sid, state in states.items():
+                slot = self._slots.setdefault(sid, _Slot(sid))
+                slot.state = state
+                slot.stale = sid in changed
+                self._arm_timers(state)
+        finally:
+            self._loading.pop(partition, None)
+        for sid in states:
+            await self.execute(sid, _match_everything)
+        logger.info(
+            "partition loaded", extra={"partition": partition, "workspaces": len(states)}
+        )
+
+    async def release_partition(self, partition: int) -> None:
+        """Stop being the writer of a partition: finish its commits, forget its state."""
+        if self.owned is not None:
+            self.owned.discard(partition)
+
+        def inside(workspace_sid: str) -> bool:
+            return partition_of(workspace_sid, self.partitions) == partition
+
+        for sid in [sid for sid in self._slots if inside(sid)]:
+            slot = self._slots.get(sid)
+            if slot is None:
+                continue
+            async with slot.lock:
+                await asyncio.gather(*slot.inflight, return_exceptions=True)
+                slot.state = None
+                self._slots.pop(sid, None)
+        self.timers.cancel_where(lambda key: inside(key[1]))
+        logger.info("partition released", extra={"partition": partition})
+
     def state(self, workspace_sid: str) -> WorkspaceState | None:
         """The in-memory state of a loaded workspace (for tests and diagnostics)."""
         slot = self._slots.get(workspace_sid)
@@ -106,8 +183,11 @@ class Dispatcher:
     ) -> R:
         """Run `decide` as one decision of the workspace; returns its result once durable."""
         await self.loaded.wait()
+        self._refuse_unless_owned(workspace_sid)
         slot = self._slots.setdefault(workspace_sid, _Slot(workspace_sid))
         async with slot.lock:
+            # Checked again: the partition may have been released while waiting.
+            self._refuse_unless_owned(workspace_sid)
             state = await self._ready_state(slot)
             if prepare is not None:
                 await prepare(state)
@@ -129,6 +209,12 @@ class Dispatcher:
                 slot.stale = True
                 raise
         return result
+
+    def _refuse_unless_owned(self, workspace_sid: str) -> None:
+        if not self.owns(workspace_sid):
+            raise UnavailableError(
+                f"workspace {workspace_sid!r} is now served by another dispatcher replica"
+            )
 
     def _commit(self, slot: _Slot, unit: Unit) -> asyncio.Future[None] | None:
         for key in unit.cancelled_timers:
@@ -188,6 +274,13 @@ class Dispatcher:
     async def on_configuration_event(self, event_type: str, workspace_sid: str) -> None:
         """Follow a change the gateway made; idempotent, so redelivery is harmless."""
         await self.loaded.wait()
+        if not self.owns(workspace_sid):
+            # Another replica writes this workspace; keep the view current only.
+            # TODO: a workspace deleted while its partition has no owner keeps its
+            # workers, tasks and reservations in the store (nobody drops them).
+            await self.view.refresh(workspace_sid)
+            self._note_loading_change(workspace_sid)
+            return
         slot = self._slots.get(workspace_sid)
         if event_type == "workspace.deleted":
             await self._drop_workspace(workspace_sid, slot)
@@ -201,6 +294,13 @@ class Dispatcher:
                 await self._drop_workspace(workspace_sid, None)
             elif slot.state is not None and not slot.stale:
                 self._apply_config_locked(slot, config)
+
+    def _note_loading_change(self, workspace_sid: str) -> None:
+        if self.owned is None:
+            return
+        changed = self._loading.get(partition_of(workspace_sid, self.partitions))
+        if changed is not None:
+            changed.add(workspace_sid)
 
     async def _drop_workspace(self, workspace_sid: str, slot: _Slot | None) -> None:
         """The workspace is gone: forget it and delete its workers, tasks and reservations."""
@@ -233,7 +333,7 @@ class Dispatcher:
 
     async def _on_timer(self, key: TimerKey) -> None:
         kind, workspace_sid, sid = key
-        if workspace_sid not in self._slots:
+        if workspace_sid not in self._slots or not self.owns(workspace_sid):
             return
         if kind == "reservation":
             await self.execute(

@@ -67,11 +67,18 @@ async def ensure_indexes(db: AsyncDatabase[Any]) -> None:
 
 
 async def load_states(
-    db: AsyncDatabase[Any], configs: dict[str, WorkspaceConfig]
+    db: AsyncDatabase[Any],
+    configs: dict[str, WorkspaceConfig],
+    only_these: bool = False,
 ) -> dict[str, WorkspaceState]:
-    """Every workspace's live workers, tasks and reservations, with rebuilt indexes."""
+    """Every workspace's live workers, tasks and reservations, with rebuilt indexes.
+
+    With `only_these`, the store is asked for the workspaces of `configs` only
+    (one partition's share) instead of reading everything and keeping those.
+    """
     states = {sid: WorkspaceState(config) for sid, config in configs.items()}
-    await _fill(db, states, {})
+    where = {"workspace_sid": {"$in": sorted(configs)}} if only_these else {}
+    await _fill(db, states, where)
     for state in states.values():
         rebuild_index(state)
     return states
@@ -83,6 +90,12 @@ async def load_state(db: AsyncDatabase[Any], config: WorkspaceConfig) -> Workspa
     await _fill(db, {state.sid: state}, {"workspace_sid": state.sid})
     rebuild_index(state)
     return state
+
+
+async def workspace_sids(db: AsyncDatabase[Any]) -> list[str]:
+    """The SID of every workspace in the store."""
+    cursor = db[c.WORKSPACES].find({}, {"_id": 1})
+    return [doc["_id"] async for doc in cursor]
 
 
 def rebuild_index(state: WorkspaceState) -> None:

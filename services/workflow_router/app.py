@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.workflow_router.partitioning import (
+    PartitionedRouting,
+    ensure_routing_stream,
+)
 from services.workflow_router.router import Router
 from services.workflow_router.settings import RouterSettings
 from shared.config_view import ConfigView
@@ -17,6 +21,9 @@ def build(settings: RouterSettings, clock: Clock = system_clock) -> tuple[Servic
     """The runtime with the router's handlers registered (not started)."""
     runtime = ServiceRuntime(WORKFLOW_ROUTER, settings)
     router = Router(runtime, ConfigView(runtime.db), clock)
+    if settings.partitioned:
+        _partitioned(runtime, router, settings)
+        return runtime, router
 
     @runtime.event_subscriber(durable=WORKFLOW_ROUTER, key_of=_routing_key)
     async def on_event(body: dict[str, Any]) -> None:
@@ -30,6 +37,23 @@ def build(settings: RouterSettings, clock: Clock = system_clock) -> tuple[Servic
         runtime.background(router.resync(), "routing-resync")
 
     return runtime, router
+
+
+def _partitioned(runtime: ServiceRuntime, router: Router, settings: RouterSettings) -> None:
+    """Wiring with workspaces split between replicas (see `partitioning`)."""
+    routing = PartitionedRouting(runtime, settings, router, _routing_key)
+    router.partitioning = routing
+
+    @runtime.on_ready
+    async def start_partitioned() -> None:
+        await runtime.db[c.ROUTING_POSITIONS].create_index("workspace_sid")
+        await ensure_routing_stream(settings)
+        runtime.background(router.timers.run(), "routing-deadlines")
+        await routing.leases.start()
+
+    @runtime.on_stop
+    async def hand_partitions_back() -> None:
+        await routing.leases.stop()
 
 
 def _routing_key(body: dict[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,11 @@ from shared.runtime import ServiceRuntime
 from shared.storage import collections as c
 from shared.subjects import QUEUE_DISPATCHER
 from shared.timers import Clock, Timers, system_clock
-from shared.workflow_config import RoutingTarget, WorkflowConfiguration, parse_workflow_configuration
+from shared.workflow_config import (
+    RoutingTarget,
+    WorkflowConfiguration,
+    parse_workflow_configuration,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +86,8 @@ class Router:
         self.timers: Timers[str] = Timers(self.on_deadline, clock)
         self._locks: dict[str, asyncio.Lock] = {}
         self._parsed: dict[tuple[str, datetime], WorkflowConfiguration] = {}
+        # Set by the partitioned wiring (`partitioning.PartitionedRouting`), for tests.
+        self.partitioning: Any = None
 
     # -- start-up --------------------------------------------------------------
     async def load(self) -> None:
@@ -91,9 +97,41 @@ class Router:
             self._remember(record)
         logger.info("routing positions loaded", extra={"count": len(self.records)})
 
-    async def resync(self) -> None:
-        """Re-send every current step: heals a crash between record and send."""
+    async def load_partition(self, workspace_sids: set[str]) -> int:
+        """Take over the positions of some workspaces (one partition); returns how many.
+
+        Cached configuration of these workspaces is read again: while another
+        replica owned them this one saw none of their configuration events.
+        """
+        for config in self.view.all_cached():
+            if config.workspace.sid in workspace_sids:
+                await self.view.refresh(config.workspace.sid)
+        where = {"workspace_sid": {"$in": sorted(workspace_sids)}}
+        count = 0
+        async for doc in self.runtime.db[c.ROUTING_POSITIONS].find(where):
+            self._remember(PositionRecord.model_validate(doc))
+            count += 1
+        return count
+
+    async def release_workspaces(self, inside: Callable[[str], bool]) -> None:
+        """Forget the positions of the workspaces `inside` (their partition moved away)."""
+        for task_sid in [
+            r.task_sid for r in self.records.values() if inside(r.workspace_sid)
+        ]:
+            async with self._lock(task_sid):
+                self.records.pop(task_sid, None)
+                self.timers.cancel(task_sid)
+            self._locks.pop(task_sid, None)
+
+    async def resync(self, inside: Callable[[str], bool] | None = None) -> None:
+        """Re-send every current step (of the workspaces `inside`, if given).
+
+        Heals a crash between recording a position and sending it.
+        """
         for task_sid in list(self.records):
+            record = self.records.get(task_sid)
+            if record is None or (inside is not None and not inside(record.workspace_sid)):
+                continue
             async with self._lock(task_sid):
                 record = self.records.get(task_sid)
                 if record is not None:
