@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -52,8 +54,13 @@ PartitionHook = Callable[[int], Awaitable[None]]
 
 
 def new_member_id(service: str) -> str:
-    """A member name unique to this process: `<service>-<random>`."""
-    return f"{service}-{uuid.uuid4().hex[:12]}"
+    """A member name unique to this process: `<service>-<host>-<pid>-<random>`.
+
+    Host (the pod name in Kubernetes) and process id tell people which replica
+    holds which partition when they read the lease bucket.
+    """
+    host = socket.gethostname() or "host"
+    return f"{service}-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class PartitionLeases:
@@ -85,6 +92,7 @@ class PartitionLeases:
         self._owned: set[int] = set()  # acquired and loaded
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._renewing = asyncio.Lock()
 
     @property
     def owned(self) -> frozenset[int]:
@@ -132,8 +140,8 @@ class PartitionLeases:
 
     # -- one round ----------------------------------------------------------------
     async def tick(self) -> None:
-        """Announce, renew, then claim and release toward this member's fair share."""
-        await self.renew()
+        """Announce, then claim and release toward this member's fair share."""
+        await self._announce()
         members = await self._members()
         owners = await self._owners()
         plan = plan_leases(self.member_id, members, owners, self.count)
@@ -143,9 +151,20 @@ class PartitionLeases:
             await self._acquire(partition)
 
     async def renew(self) -> None:
-        """Announce this member and extend every lease it holds."""
+        """Announce this member and extend every lease it holds.
+
+        Only ever one renewal at a time: two would send the same expected
+        revision and the second would find its own lease "lost".
+        """
+        async with self._renewing:
+            await self._announce()
+            await self._renew_held()
+
+    async def _announce(self) -> None:
+        await self._require_kv().put(self._member_key(self.member_id), b"1")
+
+    async def _renew_held(self) -> None:
         kv = self._require_kv()
-        await kv.put(self._member_key(self.member_id), b"1")
         for partition, revision in list(self._held.items()):
             key = self._partition_key(partition)
             try:

@@ -109,8 +109,19 @@ class Subjects:
         )
 
     def partition_command_listener(self, service: str, partition: int) -> str:
-        """Subject the owner of `partition` subscribes to: every action, every workspace."""
-        return f"{self.prefix}.cmd.{service}.p{partition}.*.*"
+        """Subject the owner of `partition` subscribes to: every action, every workspace.
+
+        Actions contain dots (`worker.create`), hence the `>`.
+        """
+        return f"{self.prefix}.cmd.{service}.p{partition}.*.>"
+
+    def partitioned_action(self, service: str, subject: str) -> str:
+        """The action of a partitioned command subject (inverse of `partitioned_command`)."""
+        head = f"{self.prefix}.cmd.{service}."
+        if not subject.startswith(head):
+            raise ValueError(f"not a command subject of {service}: {subject!r}")
+        _partition, _workspace, action = subject[len(head) :].split(".", 2)
+        return action
 
     # -- partitions -------------------------------------------------------------
     @property

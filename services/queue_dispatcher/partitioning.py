@@ -5,7 +5,7 @@ With `TASKROUTER_PARTITIONING=on` and `TASKROUTER_PARTITIONS` > 1:
 - Each replica holds leases on its share of the partitions (`shared.leases`).
   Acquiring partition k loads its workspaces from the store, re-arms their
   reservation and task timers, runs a matching pass, and only then subscribes
-  to `<prefix>.cmd.queue-dispatcher.p<k>.*.*`; senders put the partition in
+  to `<prefix>.cmd.queue-dispatcher.p<k>.*.>`; senders put the partition in
   the subject (`CommandClient`), so only the owner receives a workspace's
   commands. Releasing it drains that subscription, waits for the commands
   and commits in flight, and drops the state and timers.
@@ -94,7 +94,9 @@ class PartitionedCommands:
     async def _answer(self, message: Msg) -> None:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
-        action = message.subject.rsplit(".", 1)[-1]
+        action = self._runtime.subjects.partitioned_action(
+            self._runtime.name, message.subject
+        )
         async with self._semaphore:
             reply = await self._reply(action, message.data)
         if message.reply:
