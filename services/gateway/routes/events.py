@@ -64,10 +64,12 @@ def _window(params: Params, now: Any) -> Document:
     minutes = params.integer("Minutes", minimum=1, maximum=int(RETENTION.total_seconds() // 60))
     if start is None and end is None:
         start = now - timedelta(minutes=minutes or DEFAULT_MINUTES)
+    if start is not None and end is not None and start > end:
+        raise DomainValidationError("StartDate must not be after EndDate", param="StartDate")
+    # An EndDate older than the retention leaves an empty window (start > end),
+    # which matches nothing: an empty list, as for any other quiet period.
     start = max(start or now - RETENTION, now - RETENTION)
     end = end or now
-    if start > end:
-        raise DomainValidationError("StartDate must not be after EndDate", param="StartDate")
     return {"$gte": start, "$lte": end}
 
 
