@@ -18,8 +18,10 @@ Callbacks: `on_acquire(k)` runs after the lease is held and must load the
 partition's state before it starts answering; `on_release(k)` must stop
 answering for the partition at once and drop its state. A renewal that fails
 (the key expired or changed: this replica was too slow, maybe paused) calls
-`on_release` straight away; a write the old owner still had in flight is
-fenced by the version filters of the store.
+`on_release` straight away, and so does a lease left unrenewed for most of
+`ttl` (NATS out of reach), before the server lets another member claim it.
+A write the old owner still had in flight is fenced by the version filters of
+the store.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 PartitionHook = Callable[[int], Awaitable[None]]
 
+# Share of the TTL after which an unrenewed lease is given up locally.
+FENCE_AFTER = 0.8
+
 
 def new_member_id(service: str) -> str:
     """A member name unique to this process: `<service>-<host>-<pid>-<random>`.
@@ -76,6 +81,7 @@ class PartitionLeases:
         on_acquire: PartitionHook,
         on_release: PartitionHook,
         member_id: str | None = None,
+        replicas: int = 1,
     ) -> None:
         self._servers = nats_url.split(",")
         self._subjects = subjects
@@ -85,6 +91,7 @@ class PartitionLeases:
         self.interval = ttl / 4
         self.member_id = _key_safe(member_id or new_member_id(service))
         self._on_acquire = on_acquire
+        self._replicas = replicas
         self._on_release = on_release
         self._connection: Client | None = None
         self._kv: KeyValue | None = None
@@ -93,6 +100,7 @@ class PartitionLeases:
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._renewing = asyncio.Lock()
+        self._renewed: dict[int, float] = {}  # partition -> loop time of the last write
 
     @property
     def owned(self) -> frozenset[int]:
@@ -121,8 +129,10 @@ class PartitionLeases:
         for partition in sorted(self._held):
             await self._release(partition)
         if self._kv is not None:
-            with contextlib.suppress(KeyValueError, NotFoundError, TimeoutError):
+            try:
                 await self._kv.delete(self._member_key(self.member_id))
+            except (nats.errors.Error, KeyValueError, NotFoundError, TimeoutError):
+                logger.warning("member announcement left to expire", exc_info=True)
         if self._connection is not None:
             await self._connection.close()
 
@@ -137,6 +147,8 @@ class PartitionLeases:
                 raise
             except Exception:  # NATS away for a moment; renewals resume next tick
                 logger.warning("partition lease round failed", exc_info=True)
+                if step == self.renew:
+                    await self._fence_unrenewed()
 
     # -- one round ----------------------------------------------------------------
     async def tick(self) -> None:
@@ -157,8 +169,27 @@ class PartitionLeases:
         revision and the second would find its own lease "lost".
         """
         async with self._renewing:
+            await self._fence_unrenewed()
             await self._announce()
             await self._renew_held()
+
+    async def _fence_unrenewed(self) -> None:
+        """Let go of leases not renewed for most of `ttl` (NATS out of reach).
+
+        The server drops a lease `ttl` after the last renewal it stored, and
+        another member may claim it right after; stopping a little earlier
+        keeps the two from answering for the same partition at once.
+        """
+        now = asyncio.get_running_loop().time()
+        for partition, renewed in list(self._renewed.items()):
+            if now - renewed > FENCE_AFTER * self.ttl and partition in self._held:
+                logger.warning(
+                    "partition lease not renewed in time; released",
+                    extra={"service": self.service, "partition": partition},
+                )
+                self._held.pop(partition, None)
+                self._renewed.pop(partition, None)
+                await self._drop(partition)
 
     async def _announce(self) -> None:
         await self._require_kv().put(self._member_key(self.member_id), b"1")
@@ -167,6 +198,7 @@ class PartitionLeases:
         kv = self._require_kv()
         for partition, revision in list(self._held.items()):
             key = self._partition_key(partition)
+            sent = asyncio.get_running_loop().time()
             try:
                 revision = await kv.update(key, self.member_id.encode(), last=revision)
             except (KeyWrongLastSequenceError, NotFoundError):
@@ -174,10 +206,12 @@ class PartitionLeases:
                     "partition lease lost", extra={"service": self.service, "partition": partition}
                 )
                 self._held.pop(partition, None)
+                self._renewed.pop(partition, None)
                 await self._drop(partition)
                 continue
             if partition in self._held:
                 self._held[partition] = revision
+                self._renewed[partition] = sent
             else:  # released while this renewal was on its way: let it go now
                 with contextlib.suppress(KeyWrongLastSequenceError, NotFoundError):
                     await kv.delete(key, last=revision)
@@ -204,6 +238,7 @@ class PartitionLeases:
         return dict(enumerate(found))
 
     async def _acquire(self, partition: int) -> None:
+        sent = asyncio.get_running_loop().time()
         try:
             revision = await self._require_kv().create(
                 self._partition_key(partition), self.member_id.encode()
@@ -211,6 +246,7 @@ class PartitionLeases:
         except KeyWrongLastSequenceError:
             return  # claimed by another member between our read and now
         self._held[partition] = revision
+        self._renewed[partition] = sent
         async with self._lock(partition):
             try:
                 await self._on_acquire(partition)
@@ -237,11 +273,17 @@ class PartitionLeases:
 
     async def _release(self, partition: int) -> None:
         revision = self._held.pop(partition, None)
+        self._renewed.pop(partition, None)
         await self._drop(partition)
         if revision is None:
             return
-        with contextlib.suppress(KeyWrongLastSequenceError, NotFoundError):
+        try:
             await self._require_kv().delete(self._partition_key(partition), last=revision)
+        except (KeyWrongLastSequenceError, NotFoundError):
+            pass  # already expired or taken
+        except (nats.errors.Error, TimeoutError):
+            # Out of reach: the lease expires after `ttl` instead of at once.
+            logger.warning("partition lease not deleted", extra={"partition": partition})
         logger.info(
             "partition released", extra={"service": self.service, "partition": partition}
         )
@@ -260,7 +302,11 @@ class PartitionLeases:
             kv = await js.key_value(name)
         except BucketNotFoundError:
             config = KeyValueConfig(
-                bucket=name, history=1, ttl=self.ttl, storage=StorageType.MEMORY
+                bucket=name,
+                history=1,
+                ttl=self.ttl,
+                storage=StorageType.MEMORY,
+                replicas=self._replicas,
             )
             return await js.create_key_value(config)
         status = await kv.status()

@@ -59,12 +59,9 @@ def assign(members: Iterable[str], count: int) -> dict[str, frozenset[int]]:
     owned: dict[str, set[int]] = {name: set() for name in names}
     for partition in range(count):
         ranking = sorted(names, key=lambda name: (-fnv1a_32(f"{partition}/{name}"), name))
-
-        def has_room(name: str) -> bool:
-            # Only `extra` members may hold one partition more than `floor`.
-            return len(owned[name]) < floor or (len(owned[name]) == floor and extra > 0)
-
-        winner = next(name for name in ranking if has_room(name))
+        # Only `extra` members may hold one partition more than `floor`.
+        limit = floor + 1 if extra > 0 else floor
+        winner = next(name for name in ranking if len(owned[name]) < limit)
         if len(owned[winner]) == floor:
             extra -= 1
         owned[winner].add(partition)

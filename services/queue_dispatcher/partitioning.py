@@ -177,4 +177,5 @@ def partition_leases(
         settings.lease_ttl_seconds,
         on_acquire,
         on_release,
+        replicas=settings.event_stream_replicas,
     )

@@ -34,6 +34,9 @@ that lost its lease without noticing (paused longer than the lease TTL) may
 still overwrite a position once; the dispatcher's step sequence (`seq`) keeps
 such a stale move from taking effect there.
 
+TODO: `taskrouter_consumer_lag` does not report the per-partition consumers of
+the routing stream; read their `num_pending` with `nats consumer info` meanwhile.
+
 On acquiring a partition the replica also loads its routing positions from
 the store, re-arms their step deadlines and re-sends each current step (the
 dispatcher ignores a repeat); on releasing it stops the consumer and forgets
@@ -144,6 +147,7 @@ class PartitionedRouting:
             settings.lease_ttl_seconds,
             self.acquire,
             self.release,
+            replicas=settings.event_stream_replicas,
         )
 
     def inside(self, partition: int) -> Callable[[str], bool]:

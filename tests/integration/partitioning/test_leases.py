@@ -132,3 +132,19 @@ async def test_routing_stream_partitions_agree_with_partition_of(isolated_env):
         assert seen == {sid: partition_of(sid, 8) for sid in workspaces}
     finally:
         await nc.close()
+
+
+async def test_a_member_cut_off_from_nats_stops_answering_before_its_lease_expires(
+    isolated_env,
+):
+    member = Member(isolated_env, "cut-off")
+    await member.leases.start()
+    assert member.answering == set(range(PARTITIONS))
+    try:
+        # Renewals stop reaching the server (as when NATS is out of reach).
+        await member.leases._connection.close()
+
+        await eventually(lambda: _true(member.answering == set()), "every partition let go")
+        assert member.leases.owned == frozenset()
+    finally:
+        await member.leases.stop()
