@@ -173,7 +173,9 @@ def _bulk_queue_sids(raw: bytes) -> list[str]:
     try:
         body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
-        raise DomainValidationError("The request body must be JSON", param="QueueSids") from None
+        raise DomainValidationError(
+            'The request body must be JSON such as {"QueueSids": ["WQ…"]}', param="QueueSids"
+        ) from None
     sids = body.get("QueueSids", body.get("queueSids")) if isinstance(body, dict) else None
     if not isinstance(sids, list) or not 1 <= len(sids) <= MAX_BULK_QUEUES:
         raise DomainValidationError(

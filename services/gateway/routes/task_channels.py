@@ -57,8 +57,11 @@ async def create_task_channel(
     friendly_name = params.friendly_name(required=True) or ""
     unique_name = params.text("UniqueName", required=True, max_length=FRIENDLY_NAME_MAX,
                               allow_empty=False) or ""
-    if config.channel(unique_name) is not None:
-        raise ConflictError(f"TaskChannel with unique name {unique_name!r} already exists")
+    if (existing := config.channel(unique_name)) is not None:
+        raise ConflictError(
+            f"UniqueName {unique_name!r} is already used by TaskChannel {existing.sid}",
+            param="UniqueName",
+        )
     now = utcnow()
     channel = TaskChannel(
         sid=new_sid(SidPrefix.TASK_CHANNEL), account_sid=caller.account_sid,
