@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_PAGE = 2**31 - 1
 PAGING_PARAMS = ("PageSize", "Page", "PageToken")
 TOKEN_PREFIX = "PA"
 
@@ -83,7 +84,8 @@ def decode_token(token: str) -> tuple[Any, ...]:
 def page_request(params: Params) -> PageRequest:
     """Read `PageSize` (1–1000, default 50), `Page` and `PageToken`."""
     size = params.integer("PageSize", minimum=1, maximum=MAX_PAGE_SIZE)
-    page = params.integer("Page", minimum=0)
+    # Bounded so that the objects skipped by index (Page × PageSize) stay a 64-bit count.
+    page = params.integer("Page", minimum=0, maximum=MAX_PAGE)
     token = params.text("PageToken") or None
     after = decode_token(token) if token else None
     return PageRequest(size or DEFAULT_PAGE_SIZE, page or 0, after, token)

@@ -23,6 +23,7 @@ from shared.sids import is_sid
 FRIENDLY_NAME_MAX = 64
 ATTRIBUTES_MAX_CHARS = 4096
 CONFIGURATION_MAX_BYTES = 1_048_576
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "1", "yes"}
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -86,6 +87,9 @@ class Params:
             number = int(value.strip())
         except ValueError:
             raise _invalid(name, f"{name} must be an integer, got {value!r}") from None
+        # The store holds 64-bit integers; anything wider could never match or be kept.
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise _invalid(name, f"{name} is out of range, got {number}")
         if minimum is not None and number < minimum:
             raise _invalid(name, f"{name} must be at least {minimum}, got {number}")
         if maximum is not None and number > maximum:

@@ -170,7 +170,7 @@ def _ordering(params: Params) -> list[tuple[str, int]]:
 
 def _task_filters(config: WorkspaceConfig, params: Params) -> tuple[Document, Predicate | None]:
     query: Document = {"workspace_sid": config.workspace.sid}
-    if (priority := params.integer("Priority")) is not None:
+    if (priority := params.integer("Priority", minimum=0, maximum=MAX_PRIORITY)) is not None:
         query["priority"] = priority
     statuses = params.strings("AssignmentStatus", comma=True)
     for status in statuses:

@@ -37,6 +37,13 @@ def test_page_size_must_be_between_1_and_1000(size):
         page_request(Params([("PageSize", size)]))
 
 
+def test_page_index_is_bounded_so_the_skipped_count_fits_64_bits():
+    assert page_request(Params([("Page", str(2**31 - 1))])).page == 2**31 - 1
+    with pytest.raises(DomainValidationError) as caught:
+        page_request(Params([("Page", "26730046542675168985088")]))
+    assert caught.value.param == "Page"
+
+
 def test_page_request_defaults():
     assert page_request(Params([])) == PageRequest(50, 0, None, None)
 

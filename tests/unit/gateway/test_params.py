@@ -30,6 +30,12 @@ def test_integer_names_the_parameter():
     assert _refusal(lambda: Params([("T", "0")]).integer("T", minimum=1)).param == "T"
 
 
+@pytest.mark.parametrize("value", [str(2**63), str(-(2**63) - 1), "9" * 30])
+def test_integer_refuses_values_wider_than_64_bits(value):
+    assert _refusal(lambda: Params([("Priority", value)]).integer("Priority")).param == "Priority"
+    assert Params([("P", str(2**63 - 1))]).integer("P") == 2**63 - 1
+
+
 @pytest.mark.parametrize("text", ["[]", "1", "{", '"s"'])
 def test_json_object_refuses_everything_but_objects(text):
     assert _refusal(lambda: Params([("Attributes", text)]).json_object("Attributes")).param == (
