@@ -390,6 +390,11 @@ class Router:
     async def _configuration(self, workspace_sid: str, workflow_sid: str | None) -> WorkflowConfiguration | None:
         config = await self.view.get(workspace_sid)
         workflow = None if config is None or workflow_sid is None else config.workflows.get(workflow_sid)
+        if workflow is None and workflow_sid is not None:
+            # A task can arrive before the event of its just-created workflow:
+            # read through to the store before concluding the workflow is gone.
+            config = await self.view.refresh(workspace_sid)
+            workflow = None if config is None else config.workflows.get(workflow_sid)
         if workflow is None:
             return None
         key = (workflow.sid, workflow.date_updated)
