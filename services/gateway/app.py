@@ -58,6 +58,15 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     )
 
 
+async def _store_answers(gateway: Gateway) -> bool:
+    """True when MongoDB answers a ping within a second."""
+    try:
+        await asyncio.wait_for(gateway.runtime.db.command("ping"), 1.0)
+    except Exception:
+        return False
+    return True
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     """The FastAPI application serving TaskRouter's REST API."""
     gateway = build_gateway(settings)
@@ -112,8 +121,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         """200 when all five services answer their readiness ping, else 503."""
-        answers = await asyncio.gather(*(gateway.runtime.commands.ping(s) for s in SERVICES))
-        not_ready = [s for s, ready in zip(SERVICES, answers, strict=True) if not ready]
+        answers = await asyncio.gather(
+            *(gateway.runtime.commands.ping(s) for s in SERVICES), _store_answers(gateway)
+        )
+        not_ready = [s for s, ready in zip((*SERVICES, "store"), answers, strict=True) if not ready]
         if not_ready:
             return JSONResponse({"status": "unavailable", "not_ready": not_ready}, 503)
         return JSONResponse({"status": "ok"})

@@ -122,10 +122,13 @@ class Committer:
     async def _commit_batch(self, batch: list[_Unit]) -> list[_Unit]:
         try:
             await self._apply(batch)
-        except TaskRouterError:
+        except ConflictError as exc:
             if len(batch) == 1:
-                return self._fail(batch, ConflictError("the object changed meanwhile"))
+                return self._fail(batch, exc)
             return await self._commit_one_by_one(batch)
+        except TaskRouterError as exc:  # the store is unreachable or refused the write
+            logger.warning("store write failed", extra={"reason": exc.message})
+            return self._fail(batch, exc)
         except PyMongoError as exc:
             logger.exception("store write failed")
             return self._fail(batch, UnavailableError(f"the store failed: {type(exc).__name__}"))
@@ -179,7 +182,7 @@ class Committer:
         )
         expected = sum(1 for w in writes if w.must_match)
         if expected and result.matched_count + result.upserted_count < expected:
-            raise ConflictError(f"a versioned write to {name} matched nothing")
+            raise ConflictError(f"the object changed meanwhile (a versioned write to {name} matched nothing)")
 
     # -- publishing -----------------------------------------------------------
     async def _publish_committed(self, committed: list[_Unit]) -> None:
