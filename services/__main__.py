@@ -58,14 +58,17 @@ def start_stack(data_dir: Path, env_overrides: dict[str, str] | None = None) -> 
     nats_url = env_overrides.get("NATS_URL") or os.environ.get("NATS_URL")
     if not nats_url:
         port = int(os.environ.get("TASKROUTER_NATS_PORT", "4222"))
+        devstack.require_free_port(port, "nats-server", "TASKROUTER_NATS_PORT or NATS_URL")
         process, nats_url = devstack.start_nats(data_dir / "nats", port, logs / "nats.log")
         stack.processes.append(process)
     mongodb_url = env_overrides.get("MONGODB_URL") or os.environ.get("MONGODB_URL")
     if not mongodb_url:
         port = int(os.environ.get("TASKROUTER_STORE_PORT", "27017"))
+        devstack.require_free_port(port, "the store", "TASKROUTER_STORE_PORT or MONGODB_URL")
         process, mongodb_url = devstack.start_store(data_dir / "store", port, logs / "store.log")
         stack.processes.append(process)
-    http_port = int(os.environ.get("TASKROUTER_HTTP_PORT", "8080"))
+    http_port = int(env_overrides.get("TASKROUTER_HTTP_PORT") or os.environ.get("TASKROUTER_HTTP_PORT", "8080"))
+    devstack.require_free_port(http_port, "the gateway", "TASKROUTER_HTTP_PORT")
     account_sid, auth_token = _credentials(data_dir)
     stack.env = {
         "NATS_URL": nats_url,
@@ -102,16 +105,37 @@ def wait_healthy(base_url: str, timeout: float = 120.0) -> None:
 
 
 def _supervise(stack: devstack.Stack, data_dir: Path, stop: list[bool]) -> None:
-    """Restart a service process that exits, like a Kubernetes Deployment would."""
+    """Restart a service process that exits, like a Kubernetes Deployment would.
+
+    Restarts back off (1 s, doubling to 30 s) so a service that cannot start does
+    not spin; if nats-server or the store exits, everything stops: the services
+    cannot work without them.
+    """
+    backoff: dict[str, float] = {}
+    due: dict[str, float] = {}
     while not stop:
         for index, managed in enumerate(stack.processes):
-            if managed.name in ("nats-server", "secantusdb") or managed.process.poll() is None:
+            if managed.process.poll() is None:
                 continue
-            print(f"  {managed.name} exited ({managed.process.returncode}); restarting", flush=True)
-            module = next(m for m in devstack.SERVICE_MODULES if m.endswith(managed.name))
-            log = data_dir / "logs" / f"{managed.name}.log"
-            stack.processes[index] = devstack.start_service(module, stack.env, log)
-        time.sleep(1)
+            if managed.name in ("nats-server", "secantusdb"):
+                print(f"  {managed.name} exited ({managed.process.returncode}); stopping", flush=True)
+                stop.append(True)
+                break
+            now = time.monotonic()
+            if managed.name not in due:
+                backoff[managed.name] = min(30.0, backoff.get(managed.name, 0.5) * 2)
+                due[managed.name] = now + backoff[managed.name]
+                print(
+                    f"  {managed.name} exited ({managed.process.returncode}); "
+                    f"restarting in {backoff[managed.name]:.0f} s",
+                    flush=True,
+                )
+            if now >= due[managed.name]:
+                del due[managed.name]
+                module = next(m for m in devstack.SERVICE_MODULES if m.endswith(managed.name))
+                log = data_dir / "logs" / f"{managed.name}.log"
+                stack.processes[index] = devstack.start_service(module, stack.env, log)
+        time.sleep(0.5)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+BACKENDS = ("nats-server", "secantusdb")
 SERVICE_MODULES = (
     "services.gateway",
     "services.workflow_router",
@@ -32,6 +33,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    """True when something already listens on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def require_free_port(port: int, what: str, variable: str) -> None:
+    """Refuse to start `what` on a port another program holds (it would answer for us)."""
+    if port_in_use(port):
+        raise SystemExit(
+            f"Port {port} for {what} is already in use (another `make run`?). "
+            f"Stop that program, or choose another port with {variable}."
+        )
 
 
 def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
@@ -89,7 +108,7 @@ def start_nats(data_dir: Path, port: int | None = None, log: Path | None = None)
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [_bin("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir)],
-        stdout=out, stderr=out,
+        stdout=out, stderr=out, start_new_session=True,
     )
     wait_for_port(port, 15, proc)
     return ManagedProcess("nats-server", proc, grace=5), f"nats://127.0.0.1:{port}"
@@ -105,7 +124,7 @@ def start_store(data_dir: Path | None, port: int | None = None, log: Path | None
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage],
-        stdout=out, stderr=out,
+        stdout=out, stderr=out, start_new_session=True,
     )
     wait_for_port(port, 60, proc)
     return ManagedProcess("secantusdb", proc, grace=8), f"mongodb://127.0.0.1:{port}/?retryWrites=false"
@@ -118,6 +137,7 @@ def start_service(module: str, env: Mapping[str, str], log: Path | None = None) 
         [sys.executable, "-m", module],
         env={**os.environ, **env},
         stdout=out, stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
     )
     return ManagedProcess(module.rsplit(".", 1)[-1], proc)
 
@@ -130,7 +150,15 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
-        for managed in reversed(self.processes):
+        """Stop the services together, then the back-ends they need."""
+        backends = [p for p in self.processes if p.name in BACKENDS]
+        services = [p for p in self.processes if p.name not in BACKENDS]
+        for managed in services:
+            if managed.process.poll() is None:
+                managed.process.send_signal(signal.SIGTERM)
+        for managed in services:
+            managed.stop()
+        for managed in reversed(backends):
             managed.stop()
 
     def service(self, name: str) -> ManagedProcess:
