@@ -10,6 +10,8 @@ Checks that apply, and why others are off:
 - `not_a_server_error`: no 5xx answer, ever.
 - `response_schema_conformance`: every documented (2xx) answer fits its schema.
 - `content_type_conformance`: answers are `application/json`.
+- `every_declared_field` (ours): stricter than the above, as `tests/contract.py`
+  checks: every declared field present, dates as `2014-05-14T10:50:02Z`.
 - `twilio_error_shape` (ours): every 4xx carries Twilio's error body.
 - off: `status_code_conformance` — the contract documents only the success
   status of each operation; Twilio's 400/401/404/412/429 answers are not listed.
@@ -44,7 +46,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from tests.contract import contract
+from tests.contract import contract, validate_response
 from tests.e2e.conftest import RunningSystem, eventually
 from tests.e2e.operations.recorder import Route, check_error_body, routes
 
@@ -57,6 +59,16 @@ CALLBACK_PARAMETERS = {"EventCallbackUrl", "AssignmentCallbackUrl",
 
 
 @schemathesis.check
+def every_declared_field(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 2xx body has every field its schema declares (null when unknown) and wire dates."""
+    if 200 <= response.status_code < 300 and response.status_code != 204:
+        operation = case.operation
+        validate_response((operation.path, operation.method), response.status_code,
+                          json.loads(response.content))
+    return None
+
+
+@schemathesis.check
 def twilio_error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every refusal carries Twilio's error body (`code`, `message`, `more_info`, `status`)."""
     if 400 <= response.status_code < 500:
@@ -65,7 +77,7 @@ def twilio_error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
 
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance,
-          twilio_error_shape]
+          every_declared_field, twilio_error_shape]
 
 
 def _routing(queue_sid: str) -> str:
