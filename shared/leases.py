@@ -116,8 +116,12 @@ class PartitionLeases:
         self._kv = await self._bucket(self._connection)
         await self.tick()
         self._tasks = [
-            asyncio.create_task(self._forever(self.renew), name=f"renew-{self.service}"),
-            asyncio.create_task(self._forever(self.tick), name=f"leases-{self.service}"),
+            asyncio.create_task(
+                self._forever(self.renew), name=f"renew-{self.service}"
+            ),
+            asyncio.create_task(
+                self._forever(self.tick), name=f"leases-{self.service}"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -203,7 +207,8 @@ class PartitionLeases:
                 revision = await kv.update(key, self.member_id.encode(), last=revision)
             except (KeyWrongLastSequenceError, NotFoundError):
                 logger.warning(
-                    "partition lease lost", extra={"service": self.service, "partition": partition}
+                    "partition lease lost",
+                    extra={"service": self.service, "partition": partition},
                 )
                 self._held.pop(partition, None)
                 self._renewed.pop(partition, None)
@@ -268,7 +273,8 @@ class PartitionLeases:
             await self._drop(partition)
             return
         logger.info(
-            "partition acquired", extra={"service": self.service, "partition": partition}
+            "partition acquired",
+            extra={"service": self.service, "partition": partition},
         )
 
     async def _release(self, partition: int) -> None:
@@ -278,14 +284,19 @@ class PartitionLeases:
         if revision is None:
             return
         try:
-            await self._require_kv().delete(self._partition_key(partition), last=revision)
+            await self._require_kv().delete(
+                self._partition_key(partition), last=revision
+            )
         except (KeyWrongLastSequenceError, NotFoundError):
             pass  # already expired or taken
         except (nats.errors.Error, TimeoutError):
             # Out of reach: the lease expires after `ttl` instead of at once.
-            logger.warning("partition lease not deleted", extra={"partition": partition})
+            logger.warning(
+                "partition lease not deleted", extra={"partition": partition}
+            )
         logger.info(
-            "partition released", extra={"service": self.service, "partition": partition}
+            "partition released",
+            extra={"service": self.service, "partition": partition},
         )
 
     async def _drop(self, partition: int) -> None:

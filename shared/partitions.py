@@ -58,7 +58,9 @@ def assign(members: Iterable[str], count: int) -> dict[str, frozenset[int]]:
     floor, extra = divmod(count, len(names))
     owned: dict[str, set[int]] = {name: set() for name in names}
     for partition in range(count):
-        ranking = sorted(names, key=lambda name: (-fnv1a_32(f"{partition}/{name}"), name))
+        ranking = sorted(
+            names, key=lambda name: (-fnv1a_32(f"{partition}/{name}"), name)
+        )
         # Only `extra` members may hold one partition more than `floor`.
         limit = floor + 1 if extra > 0 else floor
         winner = next(name for name in ranking if len(owned[name]) < limit)

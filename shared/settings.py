@@ -102,7 +102,9 @@ class CommonSettings(BaseSettings):
     lease_ttl_seconds: float = Field(
         5.0,
         gt=0,
-        validation_alias=AliasChoices("TASKROUTER_LEASE_TTL_SECONDS", "lease_ttl_seconds"),
+        validation_alias=AliasChoices(
+            "TASKROUTER_LEASE_TTL_SECONDS", "lease_ttl_seconds"
+        ),
         description=(
             "How long a partition lease outlives its holder; a dead replica's "
             "partitions are taken over after about this long."

@@ -26,7 +26,7 @@ the workspace's partition too, so only the replica owning it receives them:
 The workflow-router then reads events from its own work-queue stream
 (`<PREFIX>_ROUTING`) that sources the event stream and adds the partition:
 
-    <prefix>.routing.<partition>.<account_sid>.<workspace_sid>.<resource_sid>.<event_type>
+    <prefix>.routing.<partition>.<account_sid>.<workspace_sid>.<resource_sid>.<type>
 
 Partition leases and member announcements live in the KV bucket `<PREFIX>_LEASES`.
 Readiness pings: `<prefix>.ping.<service>`.
@@ -109,14 +109,14 @@ class Subjects:
         )
 
     def partition_command_listener(self, service: str, partition: int) -> str:
-        """Subject the owner of `partition` subscribes to: every action, every workspace.
+        """Subject the owner of `partition` subscribes to: all actions and workspaces.
 
         Actions contain dots (`worker.create`), hence the `>`.
         """
         return f"{self.prefix}.cmd.{service}.p{partition}.*.>"
 
     def partitioned_action(self, service: str, subject: str) -> str:
-        """The action of a partitioned command subject (inverse of `partitioned_command`)."""
+        """The action of a partitioned command subject (see `partitioned_command`)."""
         head = f"{self.prefix}.cmd.{service}."
         if not subject.startswith(head):
             raise ValueError(f"not a command subject of {service}: {subject!r}")

@@ -112,7 +112,7 @@ class Dispatcher:
         logger.info("dispatcher state loaded", extra={"workspaces": len(states)})
 
     async def prepare_partitioned(self) -> None:
-        """Start-up with partitioning: indexes and configuration, no workspace state yet.
+        """Start-up when partitioned: indexes and configuration, no workspace state.
 
         State is loaded per partition, when its lease is acquired.
         """
@@ -146,11 +146,12 @@ class Dispatcher:
         for sid in states:
             await self.execute(sid, _match_everything)
         logger.info(
-            "partition loaded", extra={"partition": partition, "workspaces": len(states)}
+            "partition loaded",
+            extra={"partition": partition, "workspaces": len(states)},
         )
 
     async def release_partition(self, partition: int) -> None:
-        """Stop being the writer of a partition: finish its commits, forget its state."""
+        """Stop writing a partition: finish its commits, forget its state and timers."""
         if self.owned is not None:
             self.owned.discard(partition)
 
@@ -213,7 +214,7 @@ class Dispatcher:
     def _refuse_unless_owned(self, workspace_sid: str) -> None:
         if not self.owns(workspace_sid):
             raise UnavailableError(
-                f"workspace {workspace_sid!r} is now served by another dispatcher replica"
+                f"workspace {workspace_sid!r} is now served by another replica"
             )
 
     def _commit(self, slot: _Slot, unit: Unit) -> asyncio.Future[None] | None:

@@ -52,7 +52,9 @@ class PartitionedCommands:
     ) -> None:
         self._runtime = runtime
         self._handlers = {
-            action: metrics.counted_command(command_reply(handler), runtime.name, action)
+            action: metrics.counted_command(
+                command_reply(handler), runtime.name, action
+            )
             for action, handler in handlers.items()
         }
         self._concurrency = concurrency

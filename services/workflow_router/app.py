@@ -39,7 +39,9 @@ def build(settings: RouterSettings, clock: Clock = system_clock) -> tuple[Servic
     return runtime, router
 
 
-def _partitioned(runtime: ServiceRuntime, router: Router, settings: RouterSettings) -> None:
+def _partitioned(
+    runtime: ServiceRuntime, router: Router, settings: RouterSettings
+) -> None:
     """Wiring with workspaces split between replicas (see `partitioning`)."""
     routing = PartitionedRouting(runtime, settings, router, _routing_key)
     router.partitioning = routing

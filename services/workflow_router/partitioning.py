@@ -178,7 +178,8 @@ class PartitionedRouting:
         self._consumers[partition] = consumer
         self._resyncs[partition] = asyncio.create_task(self._router.resync(inside))
         logger.info(
-            "routing partition loaded", extra={"partition": partition, "positions": count}
+            "routing partition loaded",
+            extra={"partition": partition, "positions": count},
         )
 
     async def release(self, partition: int) -> None:

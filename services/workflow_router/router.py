@@ -114,7 +114,7 @@ class Router:
         return count
 
     async def release_workspaces(self, inside: Callable[[str], bool]) -> None:
-        """Forget the positions of the workspaces `inside` (their partition moved away)."""
+        """Forget the positions of workspaces `inside` (their partition moved away)."""
         for task_sid in [
             r.task_sid for r in self.records.values() if inside(r.workspace_sid)
         ]:
@@ -130,7 +130,9 @@ class Router:
         """
         for task_sid in list(self.records):
             record = self.records.get(task_sid)
-            if record is None or (inside is not None and not inside(record.workspace_sid)):
+            if record is None:
+                continue
+            if inside is not None and not inside(record.workspace_sid):
                 continue
             async with self._lock(task_sid):
                 record = self.records.get(task_sid)

@@ -58,7 +58,9 @@ def _workspace(client: Client, index: int):
         friendly_name=f"Partitioned {index}", template="FIFO"
     )
     ws = client.taskrouter.v1.workspaces(created.sid)
-    available = next(a.sid for a in ws.activities.list() if a.friendly_name == "Available")
+    available = next(
+        a.sid for a in ws.activities.list() if a.friendly_name == "Available"
+    )
     worker = ws.workers.create(friendly_name="Ada", activity_sid=available)
     ws.workers(worker.sid).worker_channels("default").update(capacity=3)
     return ws, worker
@@ -76,7 +78,9 @@ def test_tasks_flow_while_replicas_share_and_take_over_workspaces(partitioned):
         task = ws.tasks.create(attributes=json.dumps({"n": 1}))
         reservation = _reserved(ws, task.sid)
         assert reservation.worker_sid == worker.sid
-        ws.tasks(task.sid).reservations(reservation.sid).update(reservation_status="accepted")
+        ws.tasks(task.sid).reservations(reservation.sid).update(
+            reservation_status="accepted"
+        )
         ws.tasks(task.sid).update(assignment_status="completed", reason="done")
         assert ws.tasks(task.sid).fetch().assignment_status == "completed"
 
@@ -84,7 +88,10 @@ def test_tasks_flow_while_replicas_share_and_take_over_workspaces(partitioned):
     for name in ("queue_dispatcher", "workflow_router"):
         next(p for p in stack.processes if p.name == name).kill()
 
-    tasks = [(ws, worker, ws.tasks.create(attributes=json.dumps({"n": 2}))) for ws, worker in spaces]
+    tasks = [
+        (ws, worker, ws.tasks.create(attributes=json.dumps({"n": 2})))
+        for ws, worker in spaces
+    ]
     for ws, worker, task in tasks:
         _reserved(ws, task.sid)
         reservations = ws.tasks(task.sid).reservations.list()

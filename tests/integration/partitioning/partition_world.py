@@ -73,7 +73,10 @@ class Seeded:
         await db[c.ACTIVITIES].insert_many(
             [
                 Activity(
-                    sid=self.available, friendly_name="Available", available=True, **common
+                    sid=self.available,
+                    friendly_name="Available",
+                    available=True,
+                    **common,
                 ).to_document(),
                 Activity(
                     sid=self.offline, friendly_name="Offline", available=False, **common
@@ -82,7 +85,10 @@ class Seeded:
         )
         await db[c.TASK_CHANNELS].insert_one(
             TaskChannel(
-                sid=self.channel, friendly_name="Default", unique_name="default", **common
+                sid=self.channel,
+                friendly_name="Default",
+                unique_name="default",
+                **common,
             ).to_document()
         )
         first_targets = "1==1" if first_step_timeout is None else "1==2"

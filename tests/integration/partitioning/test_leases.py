@@ -49,7 +49,9 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_joining_member_gets_its_share_and_a_leaving_one_hands_over(isolated_env):
+async def test_a_joining_member_gets_its_share_and_a_leaving_one_hands_over(
+    isolated_env,
+):
     first, second = Member(isolated_env, "first"), Member(isolated_env, "second")
     await first.leases.start()
     assert first.answering == set(range(PARTITIONS))  # alone: claims all at once
@@ -144,7 +146,9 @@ async def test_a_member_cut_off_from_nats_stops_answering_before_its_lease_expir
         # Renewals stop reaching the server (as when NATS is out of reach).
         await member.leases._connection.close()
 
-        await eventually(lambda: _true(member.answering == set()), "every partition let go")
+        await eventually(
+            lambda: _true(member.answering == set()), "every partition let go"
+        )
         assert member.leases.owned == frozenset()
     finally:
         await member.leases.stop()

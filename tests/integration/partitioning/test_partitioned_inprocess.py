@@ -71,24 +71,28 @@ async def test_each_workspace_is_served_by_exactly_one_replica(env, seeded, send
 
         async def balanced():
             owned = [first.owned, second.owned]
-            return (
-                len(owned[0]) == len(owned[1]) == PARTITIONS // 2
-                and owned[0] | owned[1] == set(range(PARTITIONS))
-            )
+            return len(owned[0]) == len(owned[1]) == PARTITIONS // 2 and owned[
+                0
+            ] | owned[1] == set(range(PARTITIONS))
 
         await eventually(balanced, "two partitions per replica")
         assert not first.owned & second.owned
 
         for world in seeded:
             await _send(
-                sender, world, "worker.create",
-                friendly_name="alice", activity_sid=world.available,
+                sender,
+                world,
+                "worker.create",
+                friendly_name="alice",
+                activity_sid=world.available,
             )
             await _send(sender, world, "task.create", workflow_sid=world.workflow)
 
         for world in seeded:
             partition = partition_of(world.workspace, PARTITIONS)
-            holders = [d for d in (first, second) if d.state(world.workspace) is not None]
+            holders = [
+                d for d in (first, second) if d.state(world.workspace) is not None
+            ]
             assert len(holders) == 1, world.workspace
             assert partition in holders[0].owned
             assert len(holders[0].state(world.workspace).tasks) == 1
@@ -113,8 +117,11 @@ async def test_partitions_move_to_the_remaining_replica_when_one_stops(
         workers = {}
         for world in seeded:
             worker = await _send(
-                sender, world, "worker.create",
-                friendly_name="alice", activity_sid=world.offline,
+                sender,
+                world,
+                "worker.create",
+                friendly_name="alice",
+                activity_sid=world.offline,
             )
             workers[world.workspace] = worker["sid"]
             await _send(sender, world, "task.create", workflow_sid=world.workflow)
@@ -130,8 +137,11 @@ async def test_partitions_move_to_the_remaining_replica_when_one_stops(
         for world in seeded:
             assert len(first.state(world.workspace).tasks) == 1
             await _send(
-                sender, world, "worker.update",
-                worker_sid=workers[world.workspace], activity_sid=world.available,
+                sender,
+                world,
+                "worker.update",
+                worker_sid=workers[world.workspace],
+                activity_sid=world.available,
             )
         assert await db[c.TASKS].count_documents({}) == len(seeded)
     finally:

@@ -68,7 +68,9 @@ class System:
             self._nc = await nats.connect(self.env["NATS_URL"])
         if self._kv is None:
             try:
-                self._kv = await self._nc.jetstream().key_value(self.subjects.lease_bucket)
+                self._kv = await self._nc.jetstream().key_value(
+                    self.subjects.lease_bucket
+                )
             except nats.js.errors.BucketNotFoundError:  # no replica is up yet
                 return dict.fromkeys(range(PARTITIONS))
         found: dict[int, int | None] = {}
@@ -94,13 +96,21 @@ class System:
         return await eventually(split, f"{service} partitions split between replicas")
 
     def pids(self, name: str) -> set[int]:
-        return {p.process.pid for p in self.processes if p.name == name and p.process.poll() is None}
+        return {
+            p.process.pid
+            for p in self.processes
+            if p.name == name and p.process.poll() is None
+        }
 
     def kill(self, pid: int) -> None:
         next(p for p in self.processes if p.process.pid == pid).kill()
 
     async def send(self, world: Seeded, action: str, **payload):
-        body = {"account_sid": world.account, "workspace_sid": world.workspace, **payload}
+        body = {
+            "account_sid": world.account,
+            "workspace_sid": world.workspace,
+            **payload,
+        }
         return await self.sender.commands.request(
             QUEUE_DISPATCHER, action, body, workspace_sid=world.workspace, timeout=30
         )
@@ -156,19 +166,25 @@ async def test_reservation_timeout_armed_on_a_killed_dispatcher_still_fires(syst
         workers[world.workspace], tasks[world.workspace] = worker["sid"], task["sid"]
 
     async def all_reserved():
-        pending = await system.db[c.RESERVATIONS].find(
-            {"reservation_status": "pending"}
-        ).to_list(None)
+        pending = (
+            await system.db[c.RESERVATIONS]
+            .find({"reservation_status": "pending"})
+            .to_list(None)
+        )
         return pending if len(pending) == len(worlds) else None
 
-    reservations = await all_reserved() or await eventually(all_reserved, "reservations")
+    reservations = await all_reserved() or await eventually(
+        all_reserved, "reservations"
+    )
     by_task = {r["task_sid"]: r["_id"] for r in reservations}
 
     # Kill the dispatcher owning the first workspace's partition, timers armed.
     victim = owners[partition_of(worlds[0].workspace, PARTITIONS)]
     assert victim is not None
     system.kill(victim)
-    doomed = [w for w in worlds if owners[partition_of(w.workspace, PARTITIONS)] == victim]
+    doomed = [
+        w for w in worlds if owners[partition_of(w.workspace, PARTITIONS)] == victim
+    ]
     assert doomed
 
     (survivor,) = dispatchers - {victim}
@@ -177,7 +193,9 @@ async def test_reservation_timeout_armed_on_a_killed_dispatcher_still_fires(syst
     # Every reservation times out, the dead replica's ones included.
     async def all_timed_out():
         statuses = [
-            (await system.db[c.RESERVATIONS].find_one({"_id": sid}))["reservation_status"]
+            (await system.db[c.RESERVATIONS].find_one({"_id": sid}))[
+                "reservation_status"
+            ]
             for sid in by_task.values()
         ]
         return all(status == "timeout" for status in statuses)
@@ -189,8 +207,10 @@ async def test_reservation_timeout_armed_on_a_killed_dispatcher_still_fires(syst
     # available again gets the task offered once more.
     for world in doomed:
         await system.send(
-            world, "worker.update",
-            worker_sid=workers[world.workspace], activity_sid=world.available,
+            world,
+            "worker.update",
+            worker_sid=workers[world.workspace],
+            activity_sid=world.available,
         )
 
     async def offered_again():
@@ -227,7 +247,9 @@ async def test_step_timeout_armed_on_a_killed_router_still_moves_the_task(system
 
     async def all_in_first_queue():
         positions = await system.db[c.ROUTING_POSITIONS].find({}).to_list(None)
-        in_first = [p for p in positions if p["queue_sid"] == tasks[p["_id"]].first_queue]
+        in_first = [
+            p for p in positions if p["queue_sid"] == tasks[p["_id"]].first_queue
+        ]
         return len(in_first) == len(worlds)
 
     await eventually(all_in_first_queue, "routing positions in the first step")
@@ -251,5 +273,7 @@ async def test_step_timeout_armed_on_a_killed_router_still_moves_the_task(system
                 return False
         return True
 
-    await eventually(all_moved_and_reserved, "tasks moved to the second step", seconds=30)
+    await eventually(
+        all_moved_and_reserved, "tasks moved to the second step", seconds=30
+    )
     await _no_task_reserved_twice(system, worlds)

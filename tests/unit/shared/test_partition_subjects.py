@@ -54,12 +54,17 @@ def test_services_that_are_not_partitioned_keep_their_subject():
 
 def test_partition_listener_matches_every_action_and_reads_it_back():
     subjects = Subjects("tr")
-    subject = subjects.partitioned_command(QUEUE_DISPATCHER, "worker-channel.update", WS, 3)
+    subject = subjects.partitioned_command(
+        QUEUE_DISPATCHER, "worker-channel.update", WS, 3
+    )
 
     assert subjects.partition_command_listener(QUEUE_DISPATCHER, 3) == (
         "tr.cmd.queue-dispatcher.p3.*.>"
     )
-    assert subjects.partitioned_action(QUEUE_DISPATCHER, subject) == "worker-channel.update"
+    assert (
+        subjects.partitioned_action(QUEUE_DISPATCHER, subject)
+        == "worker-channel.update"
+    )
 
 
 def test_partitioned_action_refuses_another_services_subject():
@@ -70,4 +75,7 @@ def test_partitioned_action_refuses_another_services_subject():
 def test_routing_transform_hashes_the_workspace_token():
     source, destination = Subjects("tr").routing_transform(16)
     assert source == "tr.events.*.*.>"
-    assert destination == "tr.routing.{{partition(16,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.>"
+    assert (
+        destination
+        == "tr.routing.{{partition(16,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.>"
+    )

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from shared.partitions import LeasePlan, assign, fnv1a_32, partition_of, plan_leases
 from shared.sids import SidPrefix, new_sid
 
-members_strategy = st.sets(st.text("abcdefgh0123456789-", min_size=1, max_size=12), min_size=1, max_size=12)
+members_strategy = st.sets(
+    st.text("abcdefgh0123456789-", min_size=1, max_size=12), min_size=1, max_size=12
+)
 
 
 def test_fnv1a_32_matches_reference_vectors():
@@ -55,7 +57,9 @@ def test_assign_is_balanced(members, count):
 
 @given(members_strategy, st.integers(1, 64))
 def test_assign_ignores_member_order(members, count):
-    assert assign(sorted(members), count) == assign(sorted(members, reverse=True), count)
+    assert assign(sorted(members), count) == assign(
+        sorted(members, reverse=True), count
+    )
 
 
 def test_assign_of_no_members_is_empty():
