@@ -34,6 +34,12 @@ that lost its lease without noticing (paused longer than the lease TTL) may
 still overwrite a position once; the dispatcher's step sequence (`seq`) keeps
 such a stale move from taking effect there.
 
+NOTE: the routing stream sources events from the moment it is created. To
+switch partitioning on in a running system, let the single router catch up
+(its consumer lag at 0) and stop it first: events it had not handled yet would
+not reach the partitioned routers.
+TODO: the routing stream copies every event, worker events included, which the
+router ignores; a source filter per event family would keep it smaller.
 TODO: `taskrouter_consumer_lag` does not report the per-partition consumers of
 the routing stream; read their `num_pending` with `nats consumer info` meanwhile.
 
