@@ -76,9 +76,23 @@ def decode_token(token: str) -> tuple[Any, ...]:
         key = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise invalid from None
-    if not isinstance(key, list) or not key:
+    if not isinstance(key, list) or not key or not all(map(_is_key_value, key)):
         raise invalid
     return tuple(_decode_value(v) for v in key)
+
+
+_INT64 = 2**63 - 1
+
+
+def _is_key_value(value: Any) -> bool:
+    """Only what `encode_token` writes: strings, 64-bit numbers, `{"d": ms}` dates, null."""
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, dict):
+        return set(value) == {"d"} and isinstance(value["d"], int) and abs(value["d"]) <= _INT64
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= _INT64
 
 
 def page_request(params: Params) -> PageRequest:

@@ -22,6 +22,22 @@ from shared.sids import is_sid
 
 FRIENDLY_NAME_MAX = 64
 ATTRIBUTES_MAX_CHARS = 4096
+# Decision: TaskRouter documents no nesting limit; deeper documents than this are
+# refused so that every service can walk attributes without deep recursion.
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 CONFIGURATION_MAX_BYTES = 1_048_576
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "1", "yes"}
@@ -125,6 +141,8 @@ class Params:
             raise _invalid(name, f"{name} must be valid JSON") from None
         if not isinstance(parsed, dict):
             raise _invalid(name, f"{name} must be a JSON object")
+        if _depth(parsed) > MAX_JSON_DEPTH:
+            raise _invalid(name, f"{name} must not nest deeper than {MAX_JSON_DEPTH} levels")
         return value
 
     def sid(self, name: str, prefix: str, *, required: bool = False) -> str | None:
