@@ -121,11 +121,13 @@ class EventConsumer:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception(
-                "event batch failed; it will be redelivered",
-                extra={"count": len(messages)},
-            )
-            await asyncio.gather(*(m.nak(delay=self._retry_delay) for m in messages))
+            if len(messages) > 1:
+                # Find the event that fails: the others must not wait behind it.
+                logger.warning("event batch failed; retrying its events one by one")
+                for message in messages:
+                    await self._deliver_batch([message])
+                return
+            await _retry_or_drop(messages[0], self._retry_delay)
             return
         await asyncio.gather(*(m.ack() for m in messages))
 
@@ -162,13 +164,36 @@ class KeyedEventConsumer(EventConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception(
-                    "event handling failed; it will be redelivered",
-                    extra={"subject": message.subject},
-                )
-                await asyncio.gather(*(m.nak(delay=self._retry_delay) for m, _ in group[position:]))
-                return
+                if await _retry_or_drop(message, self._retry_delay):
+                    # Later events of this key wait for it, to keep their order.
+                    await asyncio.gather(*(m.nak(delay=self._retry_delay) for m, _ in group[position + 1 :]))
+                    return
+                continue
             await message.ack()
+
+
+MAX_DELIVERIES = 10
+
+
+async def _retry_or_drop(message: Msg, delay: float) -> bool:
+    """Redeliver a failed event later; after MAX_DELIVERIES attempts give it up.
+
+    Returns True when it will be redelivered. An event that fails every time (a
+    poison message) would otherwise hold its consumer back forever; it is logged
+    with its subject and sequence so an operator can replay it from the stream.
+    """
+    attempts = message.metadata.num_delivered if message.metadata else 1
+    if attempts < MAX_DELIVERIES:
+        logger.exception("event handling failed; it will be redelivered",
+                         extra={"subject": message.subject, "attempt": attempts})
+        await message.nak(delay=delay)
+        return True
+    logger.exception(
+        "event handling failed %d times; event dropped", attempts,
+        extra={"subject": message.subject, "stream_sequence": message.metadata.sequence.stream},
+    )
+    await message.term()
+    return False
 
 
 def _decode(message: Msg) -> dict[str, Any] | None:
