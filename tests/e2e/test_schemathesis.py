@@ -54,43 +54,56 @@ pytestmark = pytest.mark.e2e
 
 MAX_EXAMPLES = 50  # 61 operations × 50 ≈ 70 s here; 150 each ran clean in 3 min
 CLOSED_PORT_URL = "http://127.0.0.1:9/callback"
-CALLBACK_PARAMETERS = {"EventCallbackUrl", "AssignmentCallbackUrl",
-                       "FallbackAssignmentCallbackUrl"}
+CALLBACK_PARAMETERS = {
+    "EventCallbackUrl",
+    "AssignmentCallbackUrl",
+    "FallbackAssignmentCallbackUrl",
+}
 
 
 @schemathesis.check
 def every_declared_field(ctx: Any, response: Any, case: Any) -> bool | None:
-    """A 2xx body has every field its schema declares (null when unknown) and wire dates."""
+    """A 2xx body has every declared field (null when unknown) and wire dates."""
     if 200 <= response.status_code < 300 and response.status_code != 204:
         operation = case.operation
-        validate_response((operation.path, operation.method), response.status_code,
-                          json.loads(response.content))
+        validate_response(
+            (operation.path, operation.method),
+            response.status_code,
+            json.loads(response.content),
+        )
     return None
 
 
 @schemathesis.check
 def twilio_error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Every refusal carries Twilio's error body (`code`, `message`, `more_info`, `status`)."""
+    """Every refusal carries Twilio's error body (code, message, more_info, status)."""
     if 400 <= response.status_code < 500:
         check_error_body(json.loads(response.content), response.status_code)
     return None
 
 
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance,
-          every_declared_field, twilio_error_shape]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    content_type_conformance,
+    every_declared_field,
+    twilio_error_shape,
+]
 
 
 def _routing(queue_sid: str) -> str:
-    return json.dumps({"task_routing": {"filters": [],
-                                        "default_filter": {"queue": queue_sid}}})
+    return json.dumps(
+        {"task_routing": {"filters": [], "default_filter": {"queue": queue_sid}}}
+    )
 
 
 def _prepare(system: RunningSystem) -> dict[str, dict[str, str]]:
     """A workspace with one of everything, plus objects for the DELETE operations;
     returns the SIDs to pin, for reading (`keep`) and for deleting (`doomed`)."""
     v1 = system.client().taskrouter.v1
-    workspace = v1.workspaces.create(friendly_name=f"Fuzzed {uuid.uuid4().hex[:6]}",
-                                     template="FIFO")
+    workspace = v1.workspaces.create(
+        friendly_name=f"Fuzzed {uuid.uuid4().hex[:6]}", template="FIFO"
+    )
     ws = v1.workspaces(workspace.sid)
     available = next(a for a in ws.activities.list() if a.friendly_name == "Available")
     queue = ws.task_queues.list()[0]
@@ -100,9 +113,14 @@ def _prepare(system: RunningSystem) -> dict[str, dict[str, str]]:
     reservation = eventually(lambda: ws.tasks(task.sid).reservations.list())[0]
     event = eventually(lambda: ws.events.list(task_sid=task.sid))[0]
     keep = {
-        "workspace": workspace.sid, "activity": available.sid, "queue": queue.sid,
-        "workflow": workflow.sid, "worker": worker.sid, "task": task.sid,
-        "reservation": reservation.sid, "event": event.sid,
+        "workspace": workspace.sid,
+        "activity": available.sid,
+        "queue": queue.sid,
+        "workflow": workflow.sid,
+        "worker": worker.sid,
+        "task": task.sid,
+        "reservation": reservation.sid,
+        "event": event.sid,
         "channel": ws.task_channels("voice").fetch().sid,
         "worker_channel": ws.workers(worker.sid).worker_channels.list()[0].sid,
     }
@@ -111,24 +129,42 @@ def _prepare(system: RunningSystem) -> dict[str, dict[str, str]]:
         "workspace": v1.workspaces.create(friendly_name="Doomed").sid,
         "activity": ws.activities.create(friendly_name="Doomed").sid,
         "queue": spare_queue.sid,
-        "workflow": ws.workflows.create(friendly_name="Doomed",
-                                        configuration=_routing(queue.sid)).sid,
+        "workflow": ws.workflows.create(
+            friendly_name="Doomed", configuration=_routing(queue.sid)
+        ).sid,
         "worker": ws.workers.create(friendly_name="Doomed").sid,
         "task": ws.tasks.create(workflow_sid=workflow.sid).sid,
-        "channel": ws.task_channels.create(friendly_name="Doomed", unique_name="doomed").sid,
+        "channel": ws.task_channels.create(
+            friendly_name="Doomed", unique_name="doomed"
+        ).sid,
     }
     return {"keep": keep, "doomed": doomed}
 
 
-_SID_OF_COLLECTION = {"Activities": "activity", "Events": "event", "Tasks": "task",
-                      "TaskChannels": "channel", "TaskQueues": "queue", "Workers": "worker",
-                      "Workflows": "workflow", "Channels": "worker_channel",
-                      "Reservations": "reservation", "Workspaces": "workspace"}
-_SID_OF_PARAMETER = {"WorkspaceSid": "workspace", "TaskSid": "task", "WorkerSid": "worker",
-                     "TaskQueueSid": "queue", "WorkflowSid": "workflow"}
+_SID_OF_COLLECTION = {
+    "Activities": "activity",
+    "Events": "event",
+    "Tasks": "task",
+    "TaskChannels": "channel",
+    "TaskQueues": "queue",
+    "Workers": "worker",
+    "Workflows": "workflow",
+    "Channels": "worker_channel",
+    "Reservations": "reservation",
+    "Workspaces": "workspace",
+}
+_SID_OF_PARAMETER = {
+    "WorkspaceSid": "workspace",
+    "TaskSid": "task",
+    "WorkerSid": "worker",
+    "TaskQueueSid": "queue",
+    "WorkflowSid": "workflow",
+}
 
 
-def _pinned(template: str, method: str, name: str, sids: dict[str, dict[str, str]]) -> str:
+def _pinned(
+    template: str, method: str, name: str, sids: dict[str, dict[str, str]]
+) -> str:
     """The real SID for path parameter `name` of an operation."""
     if name == "Sid":
         collection = template.rstrip("/").split("/")[-2]
@@ -154,7 +190,9 @@ def fuzz_document(base_url: str, sids: dict[str, dict[str, str]]) -> dict[str, A
                     parameter["schema"] = {"type": "string", "enum": [sid]}
                     parameter.pop("examples", None)
             for content in op.get("requestBody", {}).get("content", {}).values():
-                for name, schema in content.get("schema", {}).get("properties", {}).items():
+                for name, schema in (
+                    content.get("schema", {}).get("properties", {}).items()
+                ):
                     if name in CALLBACK_PARAMETERS:
                         schema.clear()
                         schema.update({"type": "string", "enum": [CLOSED_PORT_URL]})
@@ -179,14 +217,24 @@ def fuzz_session(system: RunningSystem) -> requests.Session:
 # Hypothesis directly instead, one test per operation.
 @pytest.mark.parametrize("route", routes(), ids=lambda r: r.operation_id)
 def test_generated_requests_get_no_5xx_and_conform(
-    route: Route, fuzz_schema: Any, fuzz_session: requests.Session, system: RunningSystem
+    route: Route,
+    fuzz_schema: Any,
+    fuzz_session: requests.Session,
+    system: RunningSystem,
 ):
     operation = fuzz_schema[route.template][route.method]
-    strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                         operation.as_strategy(GenerationMode.NEGATIVE))
+    strategy = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     @given(case=strategy)
     def generated(case: Any) -> None:
         response = case.call(base_url=system.base_url, session=fuzz_session)

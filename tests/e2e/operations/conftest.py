@@ -76,28 +76,46 @@ class World:
 
 def routing_to(queue_sid: str, **target: Any) -> str:
     """A workflow configuration sending every task to one queue."""
-    return json.dumps({"task_routing": {"filters": [], "default_filter": {"queue": queue_sid},
-                                        **target}})
+    return json.dumps(
+        {
+            "task_routing": {
+                "filters": [],
+                "default_filter": {"queue": queue_sid},
+                **target,
+            }
+        }
+    )
 
 
 def make_reserve(ws: Any, available_sid: str) -> Callable[..., Reserved]:
     def reserve(workers: int = 1, tasks: int = 1) -> Reserved:
         tag = uuid.uuid4().hex[:12]
-        queue = ws.task_queues.create(friendly_name=f"Q {tag}", target_workers=f"tag == '{tag}'",
-                                      max_reserved_workers=workers)
-        workflow = ws.workflows.create(friendly_name=f"W {tag}",
-                                       configuration=routing_to(queue.sid))
+        queue = ws.task_queues.create(
+            friendly_name=f"Q {tag}",
+            target_workers=f"tag == '{tag}'",
+            max_reserved_workers=workers,
+        )
+        workflow = ws.workflows.create(
+            friendly_name=f"W {tag}", configuration=routing_to(queue.sid)
+        )
         made = []
         for n in range(workers):
-            worker = ws.workers.create(friendly_name=f"Worker {tag} {n}",
-                                       attributes=json.dumps({"tag": tag}))
+            worker = ws.workers.create(
+                friendly_name=f"Worker {tag} {n}", attributes=json.dumps({"tag": tag})
+            )
             ws.workers(worker.sid).worker_channels("default").update(capacity=tasks)
             made.append(ws.workers(worker.sid).update(activity_sid=available_sid))
-        created = [ws.tasks.create(workflow_sid=workflow.sid, attributes=json.dumps({"tag": tag}))
-                   for _ in range(tasks)]
+        created = [
+            ws.tasks.create(
+                workflow_sid=workflow.sid, attributes=json.dumps({"tag": tag})
+            )
+            for _ in range(tasks)
+        ]
 
         def all_reserved() -> bool:
-            return all(len(ws.tasks(t.sid).reservations.list()) == workers for t in created)
+            return all(
+                len(ws.tasks(t.sid).reservations.list()) == workers for t in created
+            )
 
         eventually(all_reserved)
         first = ws.tasks(created[0].sid).reservations.list(worker_sid=made[0].sid)[0]
@@ -108,12 +126,21 @@ def make_reserve(ws: Any, available_sid: str) -> Callable[..., Reserved]:
 
 @pytest.fixture(scope="session")
 def world(api: Api) -> Iterator[World]:
-    workspace = api.v1.workspaces.create(friendly_name=f"Operations {uuid.uuid4().hex[:6]}",
-                                         template="FIFO")
+    workspace = api.v1.workspaces.create(
+        friendly_name=f"Operations {uuid.uuid4().hex[:6]}", template="FIFO"
+    )
     ws = api.v1.workspaces(workspace.sid)
     activities = {a.friendly_name: a for a in ws.activities.list()}
     queue = ws.task_queues.list()[0]
     workflow = ws.workflows.list()[0]
     reserve = make_reserve(ws, activities["Available"].sid)
-    yield World(workspace, ws, activities["Available"], activities["Offline"], queue, workflow,
-                reserve(workers=2, tasks=2), reserve)
+    yield World(
+        workspace,
+        ws,
+        activities["Available"],
+        activities["Offline"],
+        queue,
+        workflow,
+        reserve(workers=2, tasks=2),
+        reserve,
+    )

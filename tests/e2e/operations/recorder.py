@@ -49,8 +49,15 @@ def routes() -> tuple[Route, ...]:
         literals = sum(1 for part in template.split("/") if part and "{" not in part)
         for method, op in item.items():
             if isinstance(op, dict) and "operationId" in op:
-                found.append(Route(op["operationId"], method.upper(), template,
-                                   re.compile(f"^{regex}$"), literals))
+                found.append(
+                    Route(
+                        op["operationId"],
+                        method.upper(),
+                        template,
+                        re.compile(f"^{regex}$"),
+                        literals,
+                    )
+                )
     return tuple(sorted(found, key=lambda r: -r.literals))
 
 
@@ -81,7 +88,9 @@ def check_error_body(body: Any, status: int) -> None:
     assert isinstance(body, dict) and ERROR_KEYS <= set(body), body
     assert body["status"] == status, body
     assert isinstance(body["code"], int) and isinstance(body["message"], str), body
-    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{body['code']}", body
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{body['code']}", (
+        body
+    )
 
 
 @dataclass
@@ -99,7 +108,9 @@ class Call:
 class Calls:
     """Every call made so far, per operation."""
 
-    by_operation: dict[str, list[Call]] = field(default_factory=lambda: defaultdict(list))
+    by_operation: dict[str, list[Call]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     latest: Call | None = None
 
     def add(self, call: Call) -> None:
@@ -115,8 +126,12 @@ class Calls:
     def assert_parameters_covered(self, operation_id: str) -> None:
         """Every documented parameter was sent, and some call was answered 2xx."""
         calls = self.by_operation[operation_id]
-        assert any(200 <= c.status < 300 for c in calls), f"{operation_id} never succeeded"
-        missing = documented_parameters(operation_id) - self.sent_parameters(operation_id)
+        assert any(200 <= c.status < 300 for c in calls), (
+            f"{operation_id} never succeeded"
+        )
+        missing = documented_parameters(operation_id) - self.sent_parameters(
+            operation_id
+        )
         assert not missing, f"{operation_id}: parameters never sent: {sorted(missing)}"
 
 
@@ -138,18 +153,31 @@ class RecordingHttpClient(TwilioHttpClient):
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        response = super().request(method, url, params, data, headers, auth, timeout,
-                                   allow_redirects)
+        response = super().request(
+            method, url, params, data, headers, auth, timeout, allow_redirects
+        )
         split = urlsplit(url)
         route = route_of(method, split.path)
         sent = {k for k, _ in parse_qsl(split.query)} | set(params or {})
-        if isinstance(data, dict) and headers and headers.get("Content-Type") != "application/json":
+        if (
+            isinstance(data, dict)
+            and headers
+            and headers.get("Content-Type") != "application/json"
+        ):
             sent |= set(data)
         sent |= {h for h in (headers or {}) if h == "If-Match"}
         body = json.loads(response.text) if response.text else None
-        self.calls.add(Call(route.operation_id, method.upper(), url, frozenset(sent),
-                            response.status_code, body,
-                            {k.lower(): v for k, v in (response.headers or {}).items()}))
+        self.calls.add(
+            Call(
+                route.operation_id,
+                method.upper(),
+                url,
+                frozenset(sent),
+                response.status_code,
+                body,
+                {k.lower(): v for k, v in (response.headers or {}).items()},
+            )
+        )
         check_answer(route.operation_id, response.status_code, body)
         return response
 

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def operation(operation_id: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def operation(
+    operation_id: str,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     def mark(test: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(test)
         def checked(*args: Any, **kwargs: Any) -> None:

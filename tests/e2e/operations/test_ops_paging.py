@@ -25,11 +25,15 @@ PAGE_SIZE = 50
 @pytest.fixture(scope="module")
 def crowded(api: Api) -> Iterator[Any]:
     """A workspace with 120 extra activities and 120 workers."""
-    workspace = api.v1.workspaces.create(friendly_name=f"Crowded {uuid.uuid4().hex[:6]}")
+    workspace = api.v1.workspaces.create(
+        friendly_name=f"Crowded {uuid.uuid4().hex[:6]}"
+    )
     ws = api.v1.workspaces(workspace.sid)
     for n in range(COUNT):
         ws.activities.create(friendly_name=f"Extra {n:03}", available=True)
-        ws.workers.create(friendly_name=f"Worker {n:03}", attributes=json.dumps({"n": n}))
+        ws.workers.create(
+            friendly_name=f"Worker {n:03}", attributes=json.dumps({"n": n})
+        )
     yield ws
     ws.delete()
 
@@ -65,8 +69,9 @@ def test_list_and_stream_walk_every_page_of_workers(api: Api, crowded: Any):
     listed = crowded.workers.list(page_size=PAGE_SIZE, available="false")
     assert [w.friendly_name for w in listed] == [f"Worker {n:03}" for n in range(COUNT)]
     streamed = crowded.workers.stream(page_size=PAGE_SIZE, ordering="FriendlyName:desc")
-    assert [w.friendly_name for w in streamed] == [f"Worker {n:03}" for n in
-                                                   reversed(range(COUNT))]
+    assert [w.friendly_name for w in streamed] == [
+        f"Worker {n:03}" for n in reversed(range(COUNT))
+    ]
 
 
 def test_meta_urls_are_absolute_complete_and_repeat_filters(
@@ -79,13 +84,19 @@ def test_meta_urls_are_absolute_complete_and_repeat_filters(
     for index, page in enumerate(pages):
         validate_response("ListWorker", 200, page)
         meta = page["meta"]
-        assert (meta["key"], meta["page"], meta["page_size"]) == ("workers", index, PAGE_SIZE)
+        assert (meta["key"], meta["page"], meta["page_size"]) == (
+            "workers",
+            index,
+            PAGE_SIZE,
+        )
         for name in ("url", "first_page_url", "next_page_url", "previous_page_url"):
             url = meta[name]
             if url is None:
                 continue
             assert url.startswith(f"{base}?"), (name, url)
-            assert _query(url)["Available"] == ["false"] and _query(url)["PageSize"] == ["50"]
+            assert _query(url)["Available"] == ["false"] and _query(url)[
+                "PageSize"
+            ] == ["50"]
         assert _query(meta["first_page_url"])["Page"] == ["0"]
         assert "PageToken" not in _query(meta["first_page_url"])
         assert _query(meta["url"])["Page"] == [str(index)]
@@ -103,7 +114,9 @@ def test_meta_urls_are_absolute_complete_and_repeat_filters(
     assert names == [f"Worker {n:03}" for n in range(COUNT)]
 
 
-def test_page_index_without_token_skips_whole_pages(system: RunningSystem, crowded: Any):
+def test_page_index_without_token_skips_whole_pages(
+    system: RunningSystem, crowded: Any
+):
     base = f"{system.base_url}/v1/Workspaces/{crowded._solution['sid']}/Activities"
     auth = (system.account_sid, system.auth_token)
     by_token = list(_walk(system, f"{base}?PageSize=40"))
@@ -116,7 +129,11 @@ def test_tasks_page_with_a_filter_evaluated_in_the_gateway(api: Api, crowded: An
     queue = crowded.task_queues.create(friendly_name="Nobody", target_workers="1==0")
     for n in range(12):
         crowded.tasks.create(task_queue_sid=queue.sid, attributes=json.dumps({"n": n}))
-    even = crowded.tasks.list(evaluate_task_attributes="n IN [0, 2, 4, 6, 8, 10]", page_size=4)
+    even = crowded.tasks.list(
+        evaluate_task_attributes="n IN [0, 2, 4, 6, 8, 10]", page_size=4
+    )
     assert [json.loads(t.attributes)["n"] for t in even] == [0, 2, 4, 6, 8, 10]
     last_meta = api.last_body()["meta"]
-    assert _query(last_meta["url"])["EvaluateTaskAttributes"] == ["n IN [0, 2, 4, 6, 8, 10]"]
+    assert _query(last_meta["url"])["EvaluateTaskAttributes"] == [
+        "n IN [0, 2, 4, 6, 8, 10]"
+    ]

@@ -20,8 +20,10 @@ def declared_operations() -> Counter[str]:
             if not isinstance(node, ast.FunctionDef):
                 continue
             for decorator in node.decorator_list:
-                if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "")
-                        == "operation"):
+                if (
+                    isinstance(decorator, ast.Call)
+                    and getattr(decorator.func, "id", "") == "operation"
+                ):
                     found[decorator.args[0].value] += 1  # type: ignore[attr-defined]
     return found
 
@@ -38,8 +40,12 @@ def test_every_contract_operation_has_exactly_one_test():
 
 def test_literal_paths_are_matched_before_sid_paths():
     by_id = {r.operation_id: r for r in routes()}
-    assert documented_parameters("ListTaskQueuesStatistics") >= {"FriendlyName", "PageToken"}
+    assert documented_parameters("ListTaskQueuesStatistics") >= {
+        "FriendlyName",
+        "PageToken",
+    }
     ordered = [r.operation_id for r in routes()]
     assert ordered.index("ListTaskQueuesStatistics") < ordered.index("FetchTaskQueue")
     assert by_id["FetchWorkersRealTimeStatistics"].pattern.match(
-        "/v1/Workspaces/WS1/Workers/RealTimeStatistics")
+        "/v1/Workspaces/WS1/Workers/RealTimeStatistics"
+    )

@@ -45,23 +45,34 @@ def _example(schema: dict[str, Any], activity_sid: str) -> Any:
         return activity_sid
     if pattern.startswith("^CA"):
         return "CA" + "0" * 32
-    return {"boolean": True, "integer": 30}.get(schema.get("type"), (
-        "http://127.0.0.1:9/voice" if schema.get("format") == "uri" else "client:alice"))
+    return {"boolean": True, "integer": 30}.get(
+        schema.get("type"),
+        (
+            "http://127.0.0.1:9/voice"
+            if schema.get("format") == "uri"
+            else "client:alice"
+        ),
+    )
 
 
 def telephony_parameters(operation_id: str, activity_sid: str) -> dict[str, Any]:
     """Every parameter of a reservation update besides the status, instruction and
     WorkerActivitySid, with valid values, as keyword arguments of the client."""
-    path = {"UpdateTaskReservation": "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/"
-                                     "Reservations/{Sid}",
-            "UpdateWorkerReservation": "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/"
-                                       "Reservations/{Sid}"}[operation_id]
+    path = {
+        "UpdateTaskReservation": "/v1/Workspaces/{WorkspaceSid}/Tasks/{TaskSid}/"
+        "Reservations/{Sid}",
+        "UpdateWorkerReservation": "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/"
+        "Reservations/{Sid}",
+    }[operation_id]
     body = contract()["paths"][path]["post"]["requestBody"]["content"]
     properties = body["application/x-www-form-urlencoded"]["schema"]["properties"]
     skip = {"ReservationStatus", "Instruction", "WorkerActivitySid"}
     keyword = {"From": "from_"}
-    return {keyword.get(name, _snake(name)): _example(schema, activity_sid)
-            for name, schema in properties.items() if name not in skip}
+    return {
+        keyword.get(name, _snake(name)): _example(schema, activity_sid)
+        for name, schema in properties.items()
+        if name not in skip
+    }
 
 
 def delete_if_match(api: Api, url: str, etag: str) -> int:
@@ -74,9 +85,11 @@ def delete_if_match(api: Api, url: str, etag: str) -> int:
 # -- workers ---------------------------------------------------------------------
 @operation("CreateWorker")
 def test_create_worker(api: Api, world: World):
-    worker = world.ws.workers.create(friendly_name=_name("Ann"),
-                                     attributes=json.dumps({"skills": ["en"]}),
-                                     activity_sid=world.available.sid)
+    worker = world.ws.workers.create(
+        friendly_name=_name("Ann"),
+        attributes=json.dumps({"skills": ["en"]}),
+        activity_sid=world.available.sid,
+    )
     assert worker.activity_name == "Available" and worker.available is True
     assert json.loads(worker.attributes) == {"skills": ["en"]}
     assert _etag(api)
@@ -94,8 +107,10 @@ def test_update_worker(api: Api, world: World):
     worker = world.ws.workers.create(friendly_name=_name("Ben"))
     world.ws.workers(worker.sid).fetch()
     updated = world.ws.workers(worker.sid).update(
-        if_match=_etag(api), friendly_name=_name("Benjamin"),
-        attributes=json.dumps({"skills": ["de"]}), activity_sid=world.offline.sid,
+        if_match=_etag(api),
+        friendly_name=_name("Benjamin"),
+        attributes=json.dumps({"skills": ["de"]}),
+        activity_sid=world.offline.sid,
         reject_pending_reservations=True,
     )
     assert updated.friendly_name.startswith("Benjamin") and updated.available is False
@@ -115,12 +130,17 @@ def test_delete_worker(api: Api, world: World):
 @operation("ListWorker")
 def test_list_workers(api: Api, world: World):
     tag = uuid.uuid4().hex[:10]
-    queue = world.ws.task_queues.create(friendly_name=_name("Team"),
-                                        target_workers=f"team == '{tag}'")
-    made = [world.ws.workers.create(friendly_name=f"{tag} {n}",
-                                    attributes=json.dumps({"team": tag, "n": n}),
-                                    activity_sid=world.available.sid if n else world.offline.sid)
-            for n in range(3)]
+    queue = world.ws.task_queues.create(
+        friendly_name=_name("Team"), target_workers=f"team == '{tag}'"
+    )
+    made = [
+        world.ws.workers.create(
+            friendly_name=f"{tag} {n}",
+            attributes=json.dumps({"team": tag, "n": n}),
+            activity_sid=world.available.sid if n else world.offline.sid,
+        )
+        for n in range(3)
+    ]
     sids = [w.sid for w in made]
 
     def listed(**filters: Any) -> list[str]:
@@ -140,26 +160,40 @@ def test_list_workers(api: Api, world: World):
 # -- worker channels -------------------------------------------------------------
 @operation("ListWorkerChannel")
 def test_list_worker_channels(api: Api, world: World):
-    channels = world.ws.workers(world.reserved.worker.sid).worker_channels.list(page_size=2)
+    channels = world.ws.workers(world.reserved.worker.sid).worker_channels.list(
+        page_size=2
+    )
     assert {"default", "voice", "chat", "sms", "video"} <= {
-        c.task_channel_unique_name for c in channels}
+        c.task_channel_unique_name for c in channels
+    }
 
 
 @operation("FetchWorkerChannel")
 def test_fetch_worker_channel(api: Api, world: World):
     worker = world.ws.workers(world.reserved.worker.sid)
-    listed = next(c for c in worker.worker_channels.list() if c.task_channel_unique_name == "chat")
+    listed = next(
+        c for c in worker.worker_channels.list() if c.task_channel_unique_name == "chat"
+    )
     fetched = worker.worker_channels(listed.sid).fetch()
-    assert (fetched.sid, fetched.configured_capacity) == (listed.sid, listed.configured_capacity)
+    assert (fetched.sid, fetched.configured_capacity) == (
+        listed.sid,
+        listed.configured_capacity,
+    )
 
 
 @operation("UpdateWorkerChannel")
 def test_update_worker_channel(api: Api, world: World):
     worker = world.ws.workers.create(friendly_name=_name("Dora"))
-    channel = next(c for c in world.ws.workers(worker.sid).worker_channels.list()
-                   if c.task_channel_unique_name == "chat")
-    updated = world.ws.workers(worker.sid).worker_channels(channel.sid).update(
-        capacity=3, available=False)
+    channel = next(
+        c
+        for c in world.ws.workers(worker.sid).worker_channels.list()
+        if c.task_channel_unique_name == "chat"
+    )
+    updated = (
+        world.ws.workers(worker.sid)
+        .worker_channels(channel.sid)
+        .update(capacity=3, available=False)
+    )
     assert (updated.configured_capacity, updated.available) == (3, False)
     fetched = world.ws.workers(worker.sid).worker_channels(channel.sid).fetch()
     assert fetched.configured_capacity == 3
@@ -168,22 +202,39 @@ def test_update_worker_channel(api: Api, world: World):
 # -- tasks -----------------------------------------------------------------------
 @operation("CreateTask")
 def test_create_task(api: Api, world: World):
-    waiting = world.ws.task_queues.create(friendly_name=_name("Nobody"), target_workers="1==0")
-    workflow = world.ws.workflows.create(friendly_name=_name("Hold"),
-                                         configuration=routing_to(waiting.sid))
+    waiting = world.ws.task_queues.create(
+        friendly_name=_name("Nobody"), target_workers="1==0"
+    )
+    workflow = world.ws.workflows.create(
+        friendly_name=_name("Hold"), configuration=routing_to(waiting.sid)
+    )
     started = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     task = world.ws.tasks.create(
-        workflow_sid=workflow.sid, attributes=json.dumps({"type": "sale"}), priority=7,
-        timeout=600, task_channel="chat", virtual_start_time=started,
+        workflow_sid=workflow.sid,
+        attributes=json.dumps({"type": "sale"}),
+        priority=7,
+        timeout=600,
+        task_channel="chat",
+        virtual_start_time=started,
     )
-    assert (task.priority, task.timeout, task.task_channel_unique_name) == (7, 600, "chat")
+    assert (task.priority, task.timeout, task.task_channel_unique_name) == (
+        7,
+        600,
+        "chat",
+    )
     assert task.virtual_start_time == started and _etag(api)
     worker = world.ws.workers.create(friendly_name=_name("Direct"))
-    direct = world.ws.tasks.create(routing_target=worker.sid, ignore_capacity=True,
-                                   workflow_sid=workflow.sid)
+    direct = world.ws.tasks.create(
+        routing_target=worker.sid, ignore_capacity=True, workflow_sid=workflow.sid
+    )
     assert direct.routing_target == worker.sid and direct.ignore_capacity
-    queued = world.ws.tasks.create(task_queue_sid=waiting.sid, workflow_sid=workflow.sid)
-    assert eventually(lambda: world.ws.tasks(queued.sid).fetch().task_queue_sid) == waiting.sid
+    queued = world.ws.tasks.create(
+        task_queue_sid=waiting.sid, workflow_sid=workflow.sid
+    )
+    assert (
+        eventually(lambda: world.ws.tasks(queued.sid).fetch().task_queue_sid)
+        == waiting.sid
+    )
 
 
 @operation("FetchTask")
@@ -195,26 +246,36 @@ def test_fetch_task(api: Api, world: World):
 
 @operation("UpdateTask")
 def test_update_task(api: Api, world: World):
-    waiting = world.ws.task_queues.create(friendly_name=_name("Nobody"), target_workers="1==0")
-    workflow = world.ws.workflows.create(friendly_name=_name("Hold"),
-                                         configuration=routing_to(waiting.sid))
+    waiting = world.ws.task_queues.create(
+        friendly_name=_name("Nobody"), target_workers="1==0"
+    )
+    workflow = world.ws.workflows.create(
+        friendly_name=_name("Hold"), configuration=routing_to(waiting.sid)
+    )
     task = world.ws.tasks.create(workflow_sid=workflow.sid)
     # Routing changes the task's version: take the ETag once it sits in the queue.
     eventually(lambda: world.ws.tasks(task.sid).fetch().task_queue_sid)
     started = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
     updated = world.ws.tasks(task.sid).update(
-        if_match=_etag(api), attributes=json.dumps({"vip": True}), priority=9,
-        task_channel="sms", virtual_start_time=started,
+        if_match=_etag(api),
+        attributes=json.dumps({"vip": True}),
+        priority=9,
+        task_channel="sms",
+        virtual_start_time=started,
     )
     assert (updated.priority, updated.task_channel_unique_name) == (9, "sms")
     assert updated.virtual_start_time == started
-    canceled = world.ws.tasks(task.sid).update(assignment_status="canceled", reason="spam")
+    canceled = world.ws.tasks(task.sid).update(
+        assignment_status="canceled", reason="spam"
+    )
     assert (canceled.assignment_status, canceled.reason) == ("canceled", "spam")
 
 
 @operation("DeleteTask")
 def test_delete_task(api: Api, world: World):
-    waiting = world.ws.task_queues.create(friendly_name=_name("Nobody"), target_workers="1==0")
+    waiting = world.ws.task_queues.create(
+        friendly_name=_name("Nobody"), target_workers="1==0"
+    )
     task = world.ws.tasks.create(task_queue_sid=waiting.sid, task_channel="video")
     eventually(lambda: world.ws.tasks(task.sid).fetch().task_queue_sid)
     assert delete_if_match(api, task.url, _etag(api)) == 204
@@ -225,33 +286,56 @@ def test_delete_task(api: Api, world: World):
 
 @operation("ListTask")
 def test_list_tasks(api: Api, world: World):
-    waiting = world.ws.task_queues.create(friendly_name=_name("Nobody"), target_workers="1==0")
-    workflow = world.ws.workflows.create(friendly_name=_name("Listing"),
-                                         configuration=routing_to(waiting.sid))
-    high = world.ws.tasks.create(workflow_sid=workflow.sid, priority=5,
-                                 attributes=json.dumps({"kind": "a"}))
-    low = world.ws.tasks.create(workflow_sid=workflow.sid, priority=1,
-                                attributes=json.dumps({"kind": "b"}))
+    waiting = world.ws.task_queues.create(
+        friendly_name=_name("Nobody"), target_workers="1==0"
+    )
+    workflow = world.ws.workflows.create(
+        friendly_name=_name("Listing"), configuration=routing_to(waiting.sid)
+    )
+    high = world.ws.tasks.create(
+        workflow_sid=workflow.sid, priority=5, attributes=json.dumps({"kind": "a"})
+    )
+    low = world.ws.tasks.create(
+        workflow_sid=workflow.sid, priority=1, attributes=json.dumps({"kind": "b"})
+    )
     gone = world.ws.tasks.create(workflow_sid=workflow.sid)
     world.ws.tasks(gone.sid).update(assignment_status="canceled")
-    direct = world.ws.tasks.create(routing_target=waiting.sid, workflow_sid=workflow.sid)
+    direct = world.ws.tasks.create(
+        routing_target=waiting.sid, workflow_sid=workflow.sid
+    )
     open_sids = [high.sid, low.sid]
 
     def listed(**filters: Any) -> list[str]:
-        return [t.sid for t in world.ws.tasks.list(workflow_sid=workflow.sid, **filters)]
+        return [
+            t.sid for t in world.ws.tasks.list(workflow_sid=workflow.sid, **filters)
+        ]
 
     assert listed(page_size=1) == [high.sid, low.sid, gone.sid, direct.sid]
-    eventually(lambda: listed(task_queue_sid=waiting.sid) == [high.sid, low.sid, direct.sid])
-    assert listed(task_queue_name=waiting.friendly_name) == [high.sid, low.sid, direct.sid]
-    assert [t.sid for t in world.ws.tasks.list(workflow_name=workflow.friendly_name)] == [
-        high.sid, low.sid, gone.sid, direct.sid]
+    eventually(
+        lambda: listed(task_queue_sid=waiting.sid) == [high.sid, low.sid, direct.sid]
+    )
+    assert listed(task_queue_name=waiting.friendly_name) == [
+        high.sid,
+        low.sid,
+        direct.sid,
+    ]
+    assert [
+        t.sid for t in world.ws.tasks.list(workflow_name=workflow.friendly_name)
+    ] == [high.sid, low.sid, gone.sid, direct.sid]
     assert listed(assignment_status=["pending", "canceled"]) == [
-        high.sid, low.sid, gone.sid, direct.sid]
+        high.sid,
+        low.sid,
+        gone.sid,
+        direct.sid,
+    ]
     assert listed(assignment_status="reserved,canceled") == [gone.sid]
-    assert listed(assignment_status="pending", evaluate_task_attributes="kind == 'a'") == [
-        high.sid]
+    assert listed(
+        assignment_status="pending", evaluate_task_attributes="kind == 'a'"
+    ) == [high.sid]
     assert listed(priority=1) == [low.sid]
-    assert listed(ordering="Priority:desc", assignment_status="pending")[:2] == open_sids
+    assert (
+        listed(ordering="Priority:desc", assignment_status="pending")[:2] == open_sids
+    )
     assert listed(routing_target=waiting.sid) == [direct.sid]
     assert listed(has_addons="false", assignment_status="pending")[:2] == open_sids
     assert listed(has_addons="true") == []
@@ -272,8 +356,13 @@ def test_list_task_reservations(api: Api, world: World):
 @operation("FetchTaskReservation")
 def test_fetch_task_reservation(api: Api, world: World):
     reserved = world.reserved
-    fetched = world.ws.tasks(reserved.task.sid).reservations(reserved.reservation.sid).fetch()
-    assert (fetched.worker_sid, fetched.reservation_status) == (reserved.worker.sid, "pending")
+    fetched = (
+        world.ws.tasks(reserved.task.sid).reservations(reserved.reservation.sid).fetch()
+    )
+    assert (fetched.worker_sid, fetched.reservation_status) == (
+        reserved.worker.sid,
+        "pending",
+    )
     assert _etag(api)
 
 
@@ -283,7 +372,9 @@ def test_update_task_reservation(api: Api, world: World):
     context = world.ws.tasks(reserved.task.sid).reservations(reserved.reservation.sid)
     context.fetch()
     accepted = context.update(
-        if_match=_etag(api), reservation_status="accepted", instruction="accept",
+        if_match=_etag(api),
+        reservation_status="accepted",
+        instruction="accept",
         worker_activity_sid=world.available.sid,
         **telephony_parameters("UpdateTaskReservation", world.offline.sid),
     )
@@ -299,26 +390,40 @@ def test_list_worker_reservations(api: Api, world: World):
     assert {r.task_sid for r in found} == {t.sid for t in reserved.tasks}
     assert api.last_body()["reservations"][0]["url"].startswith(
         f"{api.client.taskrouter.base_url}/v1/Workspaces/{world.workspace.sid}"
-        f"/Workers/{reserved.worker.sid}/Reservations/WR")
+        f"/Workers/{reserved.worker.sid}/Reservations/WR"
+    )
     assert reservations.list(reservation_status="canceled") == []
 
 
 @operation("FetchWorkerReservation")
 def test_fetch_worker_reservation(api: Api, world: World):
     reserved = world.reserved
-    fetched = world.ws.workers(reserved.worker.sid).reservations(reserved.reservation.sid).fetch()
-    assert (fetched.task_sid, fetched.reservation_status) == (reserved.task.sid, "pending")
+    fetched = (
+        world.ws.workers(reserved.worker.sid)
+        .reservations(reserved.reservation.sid)
+        .fetch()
+    )
+    assert (fetched.task_sid, fetched.reservation_status) == (
+        reserved.task.sid,
+        "pending",
+    )
 
 
 @operation("UpdateWorkerReservation")
 def test_update_worker_reservation(api: Api, world: World):
     reserved = world.reserve()
-    context = world.ws.workers(reserved.worker.sid).reservations(reserved.reservation.sid)
+    context = world.ws.workers(reserved.worker.sid).reservations(
+        reserved.reservation.sid
+    )
     context.fetch()
     rejected = context.update(
-        if_match=_etag(api), reservation_status="rejected", instruction="reject",
+        if_match=_etag(api),
+        reservation_status="rejected",
+        instruction="reject",
         worker_activity_sid=world.offline.sid,
         **telephony_parameters("UpdateWorkerReservation", world.offline.sid),
     )
     assert rejected.reservation_status == "rejected"
-    assert world.ws.workers(reserved.worker.sid).fetch().activity_sid == world.offline.sid
+    assert (
+        world.ws.workers(reserved.worker.sid).fetch().activity_sid == world.offline.sid
+    )
