@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import nats
@@ -242,9 +244,21 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(
-        run(sys.argv[1:] if argv is None else argv, load(CommonSettings))
-    )
+    return asyncio.run(run(sys.argv[1:] if argv is None else argv, _settings()))
+
+
+def _settings() -> CommonSettings:
+    """Settings from the environment; next to `make run`, its secret key too.
+
+    Without TASKROUTER_SECRET_KEY the command would hash with the development
+    default and print credentials no gateway started by `make run` accepts, so it
+    reads the key `make run` keeps in TASKROUTER_DATA_DIR (default `.data`).
+    """
+    environ = dict(os.environ)
+    saved = Path(environ.get("TASKROUTER_DATA_DIR", ".data")) / "secret_key"
+    if "TASKROUTER_SECRET_KEY" not in environ and saved.exists():
+        environ["TASKROUTER_SECRET_KEY"] = saved.read_text().strip()
+    return load(CommonSettings, environ)
 
 
 if __name__ == "__main__":
