@@ -61,3 +61,33 @@ async def test_command_reply_carries_domain_errors(runtime: ServiceRuntime):
         await runtime.commands.request("probe", "thing.get", {"sid": "WT2"})
     assert caught.value.sid == "WT2"
     assert await runtime.commands.ping("probe") is True
+
+
+async def test_events_left_in_the_outbox_by_a_failed_publish_are_relayed(runtime: ServiceRuntime):
+    from datetime import timedelta
+
+    from shared.storage.committer import Committer
+
+    async def broker_down(event) -> None:
+        raise ConnectionError("NATS is down")
+
+    stranded = Committer(runtime.client, runtime.db, broker_down, outbox="outbox_probe")
+    await stranded.start()
+    events = [
+        make_event("task.created", account_sid="AC1", workspace_sid="WS1",
+                   resource_type="task", resource_sid=f"WT{i}", at=utcnow())
+        for i in range(3)
+    ]
+    await stranded.commit([Write("things", InsertOne({"_id": "WT9"}))], events)
+    await stranded.stop()
+    assert await runtime.db["outbox_probe"].count_documents({}) == 1
+
+    published = []
+
+    async def record(event) -> None:
+        published.append(event.sid)
+
+    relay = Committer(runtime.client, runtime.db, record, outbox="outbox_probe")
+    assert await relay.relay_outbox(older_than=timedelta(0)) == 3
+    assert published == [e.sid for e in events]
+    assert await runtime.db["outbox_probe"].count_documents({}) == 0
