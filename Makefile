@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_expressions.py
 	$(BIN)/python tests/bench/bench_system.py
+	$(BIN)/python tests/bench/bench_dispatcher.py
 
 clean:
 	rm -rf .data .bench .pytest_cache

@@ -108,7 +108,9 @@ def _floor(
     queue = ws.task_queues.create(
         friendly_name="Support", target_workers="skills HAS 'support'", **queue_fields
     )
-    configuration = {"task_routing": {"filters": [], "default_filter": {"queue": queue.sid}}}
+    configuration = {
+        "task_routing": {"filters": [], "default_filter": {"queue": queue.sid}}
+    }
     workflow = ws.workflows.create(
         friendly_name="Support flow",
         configuration=json.dumps(configuration),
@@ -138,23 +140,43 @@ def test_accept_wrap_and_complete_through_the_task(system: RunningSystem):
     assert offer.worker_sid == alice.sid
     assert floor.task_status(task.sid) == "reserved"
 
-    accepted = floor.ws.tasks(task.sid).reservations(offer.sid).update(reservation_status="accepted")
+    accepted = (
+        floor.ws.tasks(task.sid)
+        .reservations(offer.sid)
+        .update(reservation_status="accepted")
+    )
     assert accepted.reservation_status == "accepted"
     assert floor.task_status(task.sid) == "assigned"
 
     wrapping = floor.ws.tasks(task.sid).update(assignment_status="wrapping")
     assert wrapping.assignment_status == "wrapping"
-    assert floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status == "wrapping"
+    assert (
+        floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status
+        == "wrapping"
+    )
 
-    done = floor.ws.tasks(task.sid).update(assignment_status="completed", reason="resolved")
+    done = floor.ws.tasks(task.sid).update(
+        assignment_status="completed", reason="resolved"
+    )
     assert done.assignment_status == "completed" and done.reason == "resolved"
-    assert floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status == "completed"
+    assert (
+        floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status
+        == "completed"
+    )
     # Completing a task never changes the worker's activity.
     assert floor.activity_of(alice.sid) == "Available"
 
     floor.wait_events(
-        ["task.created", "task-queue.entered", "reservation.created", "reservation.accepted",
-         "task.wrapup", "reservation.wrapup", "task.completed", "reservation.completed"],
+        [
+            "task.created",
+            "task-queue.entered",
+            "reservation.created",
+            "reservation.accepted",
+            "task.wrapup",
+            "reservation.wrapup",
+            "task.completed",
+            "reservation.completed",
+        ],
         task_sid=task.sid,
     )
 
@@ -167,16 +189,30 @@ def test_wrap_and_complete_through_the_reservation(system: RunningSystem):
     # The same reservation through the worker's path.
     reservation = floor.ws.workers(alice.sid).reservations(offer.sid)
 
-    assert reservation.update(reservation_status="accepted").reservation_status == "accepted"
-    assert reservation.update(reservation_status="wrapping").reservation_status == "wrapping"
+    assert (
+        reservation.update(reservation_status="accepted").reservation_status
+        == "accepted"
+    )
+    assert (
+        reservation.update(reservation_status="wrapping").reservation_status
+        == "wrapping"
+    )
     assert floor.task_status(task.sid) == "wrapping"
 
-    assert reservation.update(reservation_status="completed").reservation_status == "completed"
+    assert (
+        reservation.update(reservation_status="completed").reservation_status
+        == "completed"
+    )
     assert floor.task_status(task.sid) == "completed"
 
     floor.wait_events(
-        ["reservation.accepted", "reservation.wrapup", "task.wrapup",
-         "reservation.completed", "task.completed"],
+        [
+            "reservation.accepted",
+            "reservation.wrapup",
+            "task.wrapup",
+            "reservation.completed",
+            "task.completed",
+        ],
         task_sid=task.sid,
     )
 
@@ -192,8 +228,13 @@ def test_reject_into_an_activity_moves_the_worker_and_offers_the_task_to_another
     (offer,) = floor.wait_reservations(task.sid, 1)
     assert offer.worker_sid == alice.sid
 
-    rejected = floor.ws.tasks(task.sid).reservations(offer.sid).update(
-        reservation_status="rejected", worker_activity_sid=floor.activities["Unavailable"]
+    rejected = (
+        floor.ws.tasks(task.sid)
+        .reservations(offer.sid)
+        .update(
+            reservation_status="rejected",
+            worker_activity_sid=floor.activities["Unavailable"],
+        )
     )
     assert rejected.reservation_status == "rejected"
     assert floor.activity_of(alice.sid) == "Unavailable"
@@ -211,8 +252,12 @@ def test_reject_into_an_activity_moves_the_worker_and_offers_the_task_to_another
 def test_reject_without_activity_returns_the_worker_to_its_previous_activity(
     system: RunningSystem,
 ):
-    floor = _floor(system, "Reject to previous", reservation_activity="Reserved",
-                   multitasking=False)
+    floor = _floor(
+        system,
+        "Reject to previous",
+        reservation_activity="Reserved",
+        multitasking=False,
+    )
     alice = floor.worker("Alice")
     bob = floor.worker("Bob")
     task = floor.task()
@@ -221,14 +266,18 @@ def test_reject_without_activity_returns_the_worker_to_its_previous_activity(
     # Single-tasking: the queue's reservation activity while the offer is open.
     assert floor.activity_of(alice.sid) == "Reserved"
 
-    floor.ws.tasks(task.sid).reservations(offer.sid).update(reservation_status="rejected")
+    floor.ws.tasks(task.sid).reservations(offer.sid).update(
+        reservation_status="rejected"
+    )
 
     assert floor.activity_of(alice.sid) == "Available"
     (second,) = floor.wait_reservations(task.sid, 1)
     assert second.worker_sid == bob.sid
     assert floor.activity_of(bob.sid) == "Reserved"
-    floor.wait_events(["reservation.rejected", "reservation.created", "reservation.created"],
-                      task_sid=task.sid)
+    floor.wait_events(
+        ["reservation.rejected", "reservation.created", "reservation.created"],
+        task_sid=task.sid,
+    )
 
 
 # -- reservation timeout ----------------------------------------------------------
@@ -245,16 +294,46 @@ def test_reservation_timeout_moves_the_worker_offline_and_offers_the_task_again(
     eventually(lambda: floor.reservations(task.sid, "timeout"), timeout=15)
     assert floor.activity_of(alice.sid) == "Offline"
     # Bob's offer may itself have timed out by now: look at who was offered.
-    offered = eventually(lambda: [r for r in floor.reservations(task.sid)
-                                  if r.worker_sid == bob.sid])
+    offered = eventually(
+        lambda: [r for r in floor.reservations(task.sid) if r.worker_sid == bob.sid]
+    )
     assert len(offered) == 1
-    assert all(r.worker_sid in {alice.sid, bob.sid} for r in floor.reservations(task.sid))
-    floor.wait_events(["reservation.created", "reservation.timeout", "reservation.created"],
-                      task_sid=task.sid)
+    assert all(
+        r.worker_sid in {alice.sid, bob.sid} for r in floor.reservations(task.sid)
+    )
+    floor.wait_events(
+        ["reservation.created", "reservation.timeout", "reservation.created"],
+        task_sid=task.sid,
+    )
+
+
+def test_reservation_timeout_of_the_only_worker_returns_the_task_to_pending(
+    system: RunningSystem,
+):
+    floor = _floor(system, "Timeout alone", reservation_timeout=1, multitasking=False)
+    alice = floor.worker("Alice")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+
+    eventually(lambda: floor.reservations(task.sid, "timeout"), timeout=15)
+    assert floor.task_status(task.sid) == "pending"
+    assert floor.activity_of(alice.sid) == "Offline"
+    assert floor.reservations(task.sid, "pending") == []
+    floor.wait_events(["reservation.timeout"], task_sid=task.sid)
+    floor.wait_events(["worker.activity.update"], worker_sid=alice.sid)
+
+    # Back in an available activity, the worker is offered the task again.
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
+    second = eventually(
+        lambda: [r for r in floor.reservations(task.sid) if r.sid != offer.sid]
+    )
+    assert second[0].worker_sid == alice.sid
 
 
 # -- multi-reservation --------------------------------------------------------------
-def test_first_acceptance_wins_and_rescinds_the_other_reservations(system: RunningSystem):
+def test_first_acceptance_wins_and_rescinds_the_other_reservations(
+    system: RunningSystem,
+):
     floor = _floor(system, "Multi-reservation", max_reserved_workers=3)
     workers = [floor.worker(name) for name in ("Alice", "Bob", "Carol")]
     task = floor.task()
@@ -263,23 +342,34 @@ def test_first_acceptance_wins_and_rescinds_the_other_reservations(system: Runni
     assert {r.worker_sid for r in offers} == {w.sid for w in workers}
     winner = next(r for r in offers if r.worker_sid == workers[1].sid)
 
-    floor.ws.tasks(task.sid).reservations(winner.sid).update(reservation_status="accepted")
+    floor.ws.tasks(task.sid).reservations(winner.sid).update(
+        reservation_status="accepted"
+    )
 
     assert floor.task_status(task.sid) == "assigned"
     statuses = {r.sid: r.reservation_status for r in floor.reservations(task.sid)}
     assert statuses.pop(winner.sid) == "accepted"
     assert list(statuses.values()) == ["rescinded", "rescinded"]
     loser = next(iter(statuses))
-    _refused(lambda: floor.ws.tasks(task.sid).reservations(loser).update(
-        reservation_status="accepted"))
+    _refused(
+        lambda: (
+            floor.ws.tasks(task.sid)
+            .reservations(loser)
+            .update(reservation_status="accepted")
+        )
+    )
     floor.wait_events(
-        ["reservation.created"] * 3 + ["reservation.accepted"] + ["reservation.rescinded"] * 2,
+        ["reservation.created"] * 3
+        + ["reservation.accepted"]
+        + ["reservation.rescinded"] * 2,
         task_sid=task.sid,
     )
 
 
 # -- multitasking ---------------------------------------------------------------------
-def test_multitasking_worker_takes_tasks_up_to_each_channel_capacity(system: RunningSystem):
+def test_multitasking_worker_takes_tasks_up_to_each_channel_capacity(
+    system: RunningSystem,
+):
     floor = _floor(system, "Multitasking", multitasking=True)
     alice = floor.worker("Alice", activity="Offline")
     channels = floor.ws.workers(alice.sid).worker_channels
@@ -305,7 +395,8 @@ def test_multitasking_worker_takes_tasks_up_to_each_channel_capacity(system: Run
 
     (first_offer,) = floor.reservations(first_chat.sid)
     floor.ws.tasks(first_chat.sid).reservations(first_offer.sid).update(
-        reservation_status="accepted")
+        reservation_status="accepted"
+    )
     # An accepted task still holds its unit of capacity.
     assert floor.reservations(third_chat.sid) == []
     floor.ws.tasks(first_chat.sid).update(assignment_status="completed", reason="done")
@@ -326,17 +417,25 @@ def test_cancel_while_reserved_cancels_the_reservation_and_frees_the_worker(
     task = floor.task()
     (offer,) = floor.wait_reservations(task.sid, 1)
 
-    canceled = floor.ws.tasks(task.sid).update(assignment_status="canceled",
-                                               reason="caller hung up")
-    assert canceled.assignment_status == "canceled" and canceled.reason == "caller hung up"
-    assert floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status == "canceled"
+    canceled = floor.ws.tasks(task.sid).update(
+        assignment_status="canceled", reason="caller hung up"
+    )
+    assert (
+        canceled.assignment_status == "canceled" and canceled.reason == "caller hung up"
+    )
+    assert (
+        floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status
+        == "canceled"
+    )
 
     # Alice's capacity is free again: the next task is offered to her.
     follow_up = floor.task()
     (next_offer,) = floor.wait_reservations(follow_up.sid, 1)
     assert next_offer.worker_sid == alice.sid
-    floor.wait_events(["reservation.created", "task.canceled", "reservation.canceled"],
-                      task_sid=task.sid)
+    floor.wait_events(
+        ["reservation.created", "task.canceled", "reservation.canceled"],
+        task_sid=task.sid,
+    )
 
 
 # -- the worker leaves ---------------------------------------------------------------------
@@ -351,21 +450,32 @@ def test_reject_pending_reservations_on_moving_to_an_unavailable_activity(
     assert offer.worker_sid == alice.sid
 
     # Only valid towards an unavailable activity.
-    _refused(lambda: floor.ws.workers(alice.sid).update(
-        activity_sid=floor.activities["Available"], reject_pending_reservations=True))
+    _refused(
+        lambda: floor.ws.workers(alice.sid).update(
+            activity_sid=floor.activities["Available"], reject_pending_reservations=True
+        )
+    )
     assert floor.reservations(task.sid, "pending")[0].sid == offer.sid
 
     moved = floor.ws.workers(alice.sid).update(
-        activity_sid=floor.activities["Unavailable"], reject_pending_reservations=True)
+        activity_sid=floor.activities["Unavailable"], reject_pending_reservations=True
+    )
     assert moved.activity_name == "Unavailable"
-    assert floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status == "rejected"
+    assert (
+        floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status
+        == "rejected"
+    )
     (second,) = floor.wait_reservations(task.sid, 1)
     assert second.worker_sid == bob.sid
-    floor.wait_events(["reservation.rejected", "reservation.created", "reservation.created"],
-                      task_sid=task.sid)
+    floor.wait_events(
+        ["reservation.rejected", "reservation.created", "reservation.created"],
+        task_sid=task.sid,
+    )
 
 
-def test_pending_reservation_stays_when_the_worker_goes_unavailable(system: RunningSystem):
+def test_pending_reservation_stays_when_the_worker_goes_unavailable(
+    system: RunningSystem,
+):
     floor = _floor(system, "Leave with offer")
     alice = floor.worker("Alice")
     floor.worker("Bob")
@@ -375,11 +485,16 @@ def test_pending_reservation_stays_when_the_worker_goes_unavailable(system: Runn
 
     floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Unavailable"])
 
-    assert floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status == "pending"
+    assert (
+        floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status
+        == "pending"
+    )
     assert floor.task_status(task.sid) == "reserved"
     assert len(floor.reservations(task.sid)) == 1
     # The offer may still be accepted (lifecycle.md §4 leaves it open; we allow it).
-    floor.ws.tasks(task.sid).reservations(offer.sid).update(reservation_status="accepted")
+    floor.ws.tasks(task.sid).reservations(offer.sid).update(
+        reservation_status="accepted"
+    )
     assert floor.task_status(task.sid) == "assigned"
 
 
@@ -390,8 +505,10 @@ def test_task_ttl_cancels_a_pending_task(system: RunningSystem):
     assert task.assignment_status == "pending"
 
     canceled = eventually(
-        lambda: (found := floor.ws.tasks(task.sid).fetch()).assignment_status == "canceled"
-        and found,
+        lambda: (
+            (found := floor.ws.tasks(task.sid).fetch()).assignment_status == "canceled"
+            and found
+        ),
         timeout=15,
     )
     assert canceled.reason == "Task TTL Exceeded"
@@ -405,7 +522,10 @@ def test_task_ttl_cancels_a_reserved_task_and_its_reservation(system: RunningSys
     (offer,) = floor.wait_reservations(task.sid, 1)
 
     eventually(lambda: floor.task_status(task.sid) == "canceled", timeout=15)
-    assert floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status == "canceled"
+    assert (
+        floor.ws.tasks(task.sid).reservations(offer.sid).fetch().reservation_status
+        == "canceled"
+    )
     assert floor.ws.tasks(task.sid).fetch().reason == "Task TTL Exceeded"
     follow_up = floor.task()
     (next_offer,) = floor.wait_reservations(follow_up.sid, 1)
@@ -421,8 +541,11 @@ def test_disallowed_transitions_answer_400_and_change_nothing(system: RunningSys
     # Completing a task that is still pending.
     waiting = floor.task()
     floor.wait_events(["task-queue.entered"], task_sid=waiting.sid)
-    _refused(lambda: floor.ws.tasks(waiting.sid).update(assignment_status="completed",
-                                                        reason="done"))
+    _refused(
+        lambda: floor.ws.tasks(waiting.sid).update(
+            assignment_status="completed", reason="done"
+        )
+    )
     assert floor.task_status(waiting.sid) == "pending"
 
     floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
@@ -434,8 +557,11 @@ def test_disallowed_transitions_answer_400_and_change_nothing(system: RunningSys
     # Accepting twice.
     _refused(lambda: reservation.update(reservation_status="accepted"))
     # Canceling an assigned task.
-    error = _refused(lambda: floor.ws.tasks(waiting.sid).update(
-        assignment_status="canceled", reason="too late"))
+    error = _refused(
+        lambda: floor.ws.tasks(waiting.sid).update(
+            assignment_status="canceled", reason="too late"
+        )
+    )
     assert "not pending or reserved" in error.msg
     # Rejecting an accepted reservation.
     _refused(lambda: reservation.update(reservation_status="rejected"))
