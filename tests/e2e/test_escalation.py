@@ -71,3 +71,40 @@ def test_escalation_deadline_survives_a_router_crash(system: RunningSystem):
     reservation = eventually(lambda: ws.tasks(task.sid).reservations.list(), timeout=30)[0]
     assert reservation.worker_sid == junior.sid
     assert ws.tasks(task.sid).fetch().task_queue_sid == tier2.sid
+
+
+def test_re_evaluate_tasks_moves_waiting_tasks_to_the_new_configuration(system: RunningSystem):
+    ws, workflow, tier1, tier2, junior = _escalating_workspace(system)
+    only_tier1 = {"task_routing": {"filters": [], "default_filter": {"queue": tier1.sid}}}
+    ws.workflows(workflow.sid).update(configuration=json.dumps(only_tier1))
+    task = ws.tasks.create(attributes=json.dumps({"type": "billing"}), workflow_sid=workflow.sid)
+    assert eventually(lambda: ws.tasks(task.sid).fetch().task_queue_sid == tier1.sid)
+
+    only_tier2 = {"task_routing": {"filters": [], "default_filter": {"queue": tier2.sid}}}
+    ws.workflows(workflow.sid).update(configuration=json.dumps(only_tier2), re_evaluate_tasks="true")
+
+    reservation = eventually(lambda: ws.tasks(task.sid).reservations.list(), timeout=20)[0]
+    assert reservation.worker_sid == junior.sid
+    assert ws.tasks(task.sid).fetch().task_queue_sid == tier2.sid
+
+
+def test_reservation_timeout_armed_before_a_dispatcher_crash_still_fires(system: RunningSystem):
+    tr = system.client().taskrouter.v1
+    workspace = tr.workspaces.create(friendly_name="Reservation timer", template="FIFO")
+    ws = tr.workspaces(workspace.sid)
+    available = next(a.sid for a in ws.activities.list() if a.friendly_name == "Available")
+    workflow = ws.workflows.list()[0]
+    ws.workflows(workflow.sid).update(task_reservation_timeout=3)
+    worker = ws.workers.create(friendly_name="Sleepy")
+    ws.workers(worker.sid).update(activity_sid=available)
+    task = ws.tasks.create(attributes="{}", workflow_sid=workflow.sid)
+    reservation = eventually(lambda: ws.tasks(task.sid).reservations.list())[0]
+
+    system.restart("queue_dispatcher")  # SIGKILL with the reservation timer armed
+
+    def timed_out() -> bool:
+        return ws.tasks(task.sid).reservations(reservation.sid).fetch().reservation_status == "timeout"
+
+    eventually(timed_out, timeout=30)
+    assert ws.workers(worker.sid).fetch().activity_name == "Offline"
+    assert ws.tasks(task.sid).fetch().assignment_status == "pending"
