@@ -573,3 +573,180 @@ def test_disallowed_transitions_answer_400_and_change_nothing(system: RunningSys
     assert reservation.fetch().reservation_status == "accepted"
     types = Counter(e.event_type for e in floor.ws.events.list(task_sid=waiting.sid))
     assert "task.canceled" not in types and types["reservation.accepted"] <= 1
+
+
+def test_refused_reservation_and_task_updates_change_nothing(system: RunningSystem):
+    floor = _floor(system, "More refusals")
+    floor.worker("Alice")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    reservation = floor.ws.tasks(task.sid).reservations(offer.sid)
+
+    # A pending reservation cannot be wrapped up or completed.
+    _refused(lambda: reservation.update(reservation_status="wrapping"))
+    _refused(lambda: reservation.update(reservation_status="completed"))
+    # A reserved task cannot be wrapped up.
+    _refused(lambda: floor.ws.tasks(task.sid).update(assignment_status="wrapping"))
+    assert reservation.fetch().reservation_status == "pending"
+    assert floor.task_status(task.sid) == "reserved"
+
+    reservation.update(reservation_status="accepted")
+    floor.ws.tasks(task.sid).update(assignment_status="completed", reason="done")
+    # Completed is terminal: the same status again and the way back are refused.
+    _refused(
+        lambda: floor.ws.tasks(task.sid).update(
+            assignment_status="completed", reason="again"
+        )
+    )
+    _refused(lambda: floor.ws.tasks(task.sid).update(assignment_status="wrapping"))
+    _refused(lambda: reservation.update(reservation_status="accepted"))
+    finished = floor.ws.tasks(task.sid).fetch()
+    assert (finished.assignment_status, finished.reason) == ("completed", "done")
+    assert reservation.fetch().reservation_status == "completed"
+
+
+def test_accepting_the_offer_of_a_canceled_task_is_refused(system: RunningSystem):
+    floor = _floor(system, "Canceled offer")
+    floor.worker("Alice")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    floor.ws.tasks(task.sid).update(assignment_status="canceled", reason="gone")
+
+    reservation = floor.ws.tasks(task.sid).reservations(offer.sid)
+    _refused(lambda: reservation.update(reservation_status="accepted"))
+    assert reservation.fetch().reservation_status == "canceled"
+    assert floor.task_status(task.sid) == "canceled"
+
+
+def test_canceling_a_task_cancels_every_pending_reservation_and_restores_activity(
+    system: RunningSystem,
+):
+    floor = _floor(
+        system,
+        "Cancel multi",
+        max_reserved_workers=2,
+        reservation_activity="Reserved",
+        multitasking=False,
+    )
+    workers = [floor.worker(name) for name in ("Alice", "Bob")]
+    task = floor.task()
+    floor.wait_reservations(task.sid, 2)
+    assert {floor.activity_of(w.sid) for w in workers} == {"Reserved"}
+
+    floor.ws.tasks(task.sid).update(assignment_status="canceled", reason="abandoned")
+
+    assert [r.reservation_status for r in floor.reservations(task.sid)] == [
+        "canceled",
+        "canceled",
+    ]
+    # The move into the reservation activity is undone.
+    assert {floor.activity_of(w.sid) for w in workers} == {"Available"}
+    floor.wait_events(
+        ["task.canceled", "reservation.canceled", "reservation.canceled"],
+        task_sid=task.sid,
+    )
+
+
+def test_deleting_a_reserved_task_frees_its_worker(system: RunningSystem):
+    floor = _floor(system, "Delete reserved")
+    alice = floor.worker("Alice")
+    task = floor.task()
+    floor.wait_reservations(task.sid, 1)
+
+    floor.ws.tasks(task.sid).delete()
+
+    with pytest.raises(TwilioRestException) as caught:
+        floor.ws.tasks(task.sid).fetch()
+    assert caught.value.status == 404
+    follow_up = floor.task()
+    (offer,) = floor.wait_reservations(follow_up.sid, 1)
+    assert offer.worker_sid == alice.sid
+    floor.wait_events(["task.deleted"], task_sid=task.sid)
+
+
+def test_wrapping_task_holds_the_worker_capacity_until_completed(system: RunningSystem):
+    floor = _floor(system, "Wrapping capacity")
+    alice = floor.worker("Alice", activity="Offline")
+    floor.ws.workers(alice.sid).worker_channels("chat").update(capacity=1)
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
+    first = floor.task(task_channel="chat")
+    (offer,) = floor.wait_reservations(first.sid, 1)
+    floor.ws.tasks(first.sid).reservations(offer.sid).update(
+        reservation_status="accepted"
+    )
+    floor.ws.tasks(first.sid).update(assignment_status="wrapping")
+
+    second = floor.task(task_channel="chat")
+    floor.wait_events(["task-queue.entered"], task_sid=second.sid)
+    assert floor.reservations(second.sid) == []
+    assert floor.task_status(second.sid) == "pending"
+
+    floor.ws.tasks(first.sid).update(assignment_status="completed", reason="done")
+    (late,) = floor.wait_reservations(second.sid, 1)
+    assert late.worker_sid == alice.sid
+
+
+def test_every_reservation_of_a_round_timing_out_sends_every_worker_offline(
+    system: RunningSystem,
+):
+    floor = _floor(
+        system, "Multi timeout", reservation_timeout=1, max_reserved_workers=2
+    )
+    workers = [floor.worker(name) for name in ("Alice", "Bob")]
+    task = floor.task()
+    floor.wait_reservations(task.sid, 2)
+
+    floor.wait_reservations(task.sid, 2, status="timeout")
+    assert {floor.activity_of(w.sid) for w in workers} == {"Offline"}
+    assert floor.task_status(task.sid) == "pending"
+    floor.wait_events(["reservation.timeout"] * 2, task_sid=task.sid)
+
+
+def test_timers_leave_accepted_work_alone(system: RunningSystem):
+    """Task TTL and reservation timeout end only pending work: once the later
+    timers of a second task fired, the accepted task is still assigned."""
+    floor = _floor(system, "Timers after accept", reservation_timeout=1)
+    alice = floor.worker("Alice")
+    floor.worker("Bob")
+    kept = floor.task(timeout=2)
+    (offer,) = floor.wait_reservations(kept.sid, 1)
+    assert offer.worker_sid == alice.sid
+    floor.ws.tasks(kept.sid).reservations(offer.sid).update(
+        reservation_status="accepted"
+    )
+
+    witness = floor.task(timeout=3)
+    eventually(lambda: floor.reservations(witness.sid, "timeout"), timeout=15)
+    eventually(lambda: floor.task_status(witness.sid) == "canceled", timeout=15)
+
+    assert floor.task_status(kept.sid) == "assigned"
+    assert floor.ws.tasks(kept.sid).reservations(
+        offer.sid
+    ).fetch().reservation_status == ("accepted")
+    assert floor.activity_of(alice.sid) == "Available"
+    types = Counter(e.event_type for e in floor.ws.events.list(task_sid=kept.sid))
+    assert not {"reservation.timeout", "task.canceled"} & set(types)
+
+
+def test_reservation_events_name_the_task_worker_and_reservation(
+    system: RunningSystem,
+):
+    floor = _floor(system, "Event data")
+    alice = floor.worker("Alice")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    floor.ws.tasks(task.sid).reservations(offer.sid).update(
+        reservation_status="accepted"
+    )
+    floor.wait_events(
+        ["reservation.created", "reservation.accepted"], task_sid=task.sid
+    )
+
+    for event in floor.ws.events.list(task_sid=task.sid):
+        if not event.event_type.startswith("reservation."):
+            continue
+        assert event.resource_sid == offer.sid
+        assert event.event_data["task_sid"] == task.sid
+        assert event.event_data["reservation_sid"] == offer.sid
+        assert event.event_data["worker_sid"] == alice.sid
+        assert event.event_data["task_queue_sid"] == floor.queue_sid
