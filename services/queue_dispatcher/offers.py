@@ -253,19 +253,22 @@ def _move_worker_after_offer(
     status: ReservationStatus,
     activity_sid: str | None,
 ) -> None:
-    """Rejected → given or previous activity; timeout → the workspace's timeout activity.
+    """Rejected → the given activity; timeout → the workspace's timeout activity.
 
-    In a single-tasking workspace a canceled or rescinded offer also undoes the
-    move into the queue's reservation activity.
+    A rejected offer without an activity, and a canceled or rescinded one, go
+    back to the activity the worker had before the offer, but only undoing the
+    offer's own move into the queue's reservation activity (single-tasking): a
+    worker that changed its activity since the offer keeps its own choice, e.g.
+    Available, offered, Unavailable, rejects → stays Unavailable.
     """
     state = unit.state
     target = activity_sid
-    if status is R.REJECTED and target is None:
-        target = reservation.worker_previous_activity_sid
-    elif status is R.TIMEOUT and target is None:
+    if status is R.TIMEOUT and target is None:
         target = state.config.workspace.timeout_activity_sid
     elif (
-        status in (R.CANCELED, R.RESCINDED) and not state.multi_task and target is None
+        status in (R.REJECTED, R.CANCELED, R.RESCINDED)
+        and not state.multi_task
+        and target is None
     ):
         queue = _queue_of(unit, reservation.task_queue_sid)
         if (

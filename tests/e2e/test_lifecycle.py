@@ -750,3 +750,25 @@ def test_reservation_events_name_the_task_worker_and_reservation(
         assert event.event_data["reservation_sid"] == offer.sid
         assert event.event_data["worker_sid"] == alice.sid
         assert event.event_data["task_queue_sid"] == floor.queue_sid
+
+
+def test_rejecting_after_going_unavailable_keeps_the_workers_own_activity(
+    system: RunningSystem,
+):
+    """The worker's own move after the offer wins over "back to the previous
+    activity": rejecting without WorkerActivitySid does not make it available."""
+    floor = _floor(system, "Reject after leaving")
+    alice = floor.worker("Alice")
+    bob = floor.worker("Bob")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    assert offer.worker_sid == alice.sid
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Unavailable"])
+
+    floor.ws.tasks(task.sid).reservations(offer.sid).update(
+        reservation_status="rejected"
+    )
+
+    assert floor.activity_of(alice.sid) == "Unavailable"
+    (second,) = floor.wait_reservations(task.sid, 1)
+    assert second.worker_sid == bob.sid
