@@ -21,6 +21,8 @@ class PositionRecord(BaseModel):
     workspace_sid: str
     workflow_sid: str | None
     task_attributes: str = "{}"
+    task_channel_sid: str | None = None
+    task_channel_unique_name: str | None = None
     task_created_at: datetime
     seq: int = Field(0, description="Routing steps entered so far; the dispatcher's guard.")
     filter_index: int | None = None

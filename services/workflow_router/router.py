@@ -187,6 +187,8 @@ class Router:
             workspace_sid=body["workspace_sid"],
             workflow_sid=data.get("workflow_sid"),
             task_attributes=data.get("task_attributes") or "{}",
+            task_channel_sid=data.get("task_channel_sid"),
+            task_channel_unique_name=data.get("task_channel_unique_name"),
             task_created_at=_ms_to_datetime(data.get("task_date_created"), now),
             step_entered_at=now,
             ignore_capacity=None if data.get("task_ignore_capacity") is None
@@ -415,6 +417,8 @@ class Router:
             "workflow_sid": record.workflow_sid,
             "workflow_name": workflow_name,
             "task_queue_sid": record.queue_sid,
+            "task_channel_sid": record.task_channel_sid,
+            "task_channel_unique_name": record.task_channel_unique_name,
             "task_date_created": str(int(record.task_created_at.timestamp() * 1000)),
             **{k: v for k, v in (extra or {}).items() if v is not None},
         }
