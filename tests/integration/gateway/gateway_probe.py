@@ -74,7 +74,7 @@ class Operation:
 
     def url(self, sid_of: Callable[[str, str], str]) -> str:
         """The path with each parameter filled by `sid_of(name, prefix)`."""
-        values = dict((name, sid_of(name, prefix)) for name, prefix in self.parameters())
+        values = {name: sid_of(name, prefix) for name, prefix in self.parameters()}
         return _PARAM.sub(lambda m: values[m.group(1)], self.path)
 
     @property
@@ -143,11 +143,15 @@ def send(
 def random_sid(name: str, prefix: str) -> str:
     """A well-formed SID of `prefix` naming nothing."""
     if prefix == SidPrefix.WORKER_CHANNEL:
-        return worker_channel_sid(new_sid(SidPrefix.WORKER), new_sid(SidPrefix.TASK_CHANNEL))
+        return worker_channel_sid(
+            new_sid(SidPrefix.WORKER), new_sid(SidPrefix.TASK_CHANNEL)
+        )
     return new_sid(prefix)
 
 
-def assert_twilio_error(response: httpx.Response, status: int, code: int, what: str) -> dict:
+def assert_twilio_error(
+    response: httpx.Response, status: int, code: int, what: str
+) -> dict:
     """The answer is Twilio's error body with `status` and `code`; returns it."""
     assert response.status_code == status, (
         f"{what}: expected {status}, got {response.status_code} {response.text[:300]}"
@@ -155,7 +159,9 @@ def assert_twilio_error(response: httpx.Response, status: int, code: int, what: 
     body = response.json()
     assert set(body) >= {"code", "message", "more_info", "status"}, f"{what}: {body}"
     assert body["code"] == code and body["status"] == status, f"{what}: {body}"
-    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}", f"{what}: {body}"
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}", (
+        f"{what}: {body}"
+    )
     assert isinstance(body["message"], str) and body["message"], f"{what}: {body}"
     return body
 
@@ -190,9 +196,11 @@ def start_gateway_process(
     )
     try:
         devstack.wait_for_port(port, 60, process.process)
-    except Exception:
+    except (RuntimeError, TimeoutError):  # the process died, or never listened
         process.stop()
-        raise RuntimeError(f"gateway did not start:\n{log.read_text()[-4000:]}") from None
+        raise RuntimeError(
+            f"gateway did not start:\n{log.read_text()[-4000:]}"
+        ) from None
     return process, url
 
 
@@ -213,7 +221,9 @@ async def admin(settings: CommonSettings, *argv: str) -> Any:
     return json.loads(out.getvalue())
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+def eventually(
+    check: Callable[[], bool], timeout: float = 10.0, what: str = ""
+) -> None:
     """Poll `check` until true, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not check():

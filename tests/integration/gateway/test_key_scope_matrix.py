@@ -80,7 +80,9 @@ class Setup:
 @pytest.fixture
 async def setup(isolated_env, tmp_path) -> Iterator[Setup]:
     account_sid, auth_token = new_account()
-    env = gateway_env(isolated_env, account_sid, auth_token, TASKROUTER_RATE_LIMIT_PER_SECOND="0")
+    env = gateway_env(
+        isolated_env, account_sid, auth_token, TASKROUTER_RATE_LIMIT_PER_SECOND="0"
+    )
     process, url = start_gateway_process(env, tmp_path / "gateway.log")
     try:
         settings = admin_settings(env)
@@ -96,7 +98,9 @@ async def setup(isolated_env, tmp_path) -> Iterator[Setup]:
         await admin(settings, "keys", "revoke", created["sid"])
         revoked = Key("revoked", created["sid"], created["secret"], None)
 
-        with httpx.Client(base_url=url, auth=(account_sid, auth_token), timeout=15) as http:
+        with httpx.Client(
+            base_url=url, auth=(account_sid, auth_token), timeout=15
+        ) as http:
             sids = _create_configuration(http)
         yield Setup(url, (account_sid, auth_token), keys, revoked, sids)
     finally:
@@ -108,7 +112,9 @@ def _create_configuration(http: httpx.Client) -> dict[str, str]:
 
     def created(path: str, data: dict[str, str]) -> str:
         response = http.post(path, data=data)
-        assert response.status_code == 201, f"{path}: {response.status_code} {response.text}"
+        assert response.status_code == 201, (
+            f"{path}: {response.status_code} {response.text}"
+        )
         return response.json()["sid"]
 
     workspace = created("/v1/Workspaces", {"FriendlyName": "matrix"})
@@ -116,8 +122,13 @@ def _create_configuration(http: httpx.Client) -> dict[str, str]:
     queue = created(f"{base}/TaskQueues", {"FriendlyName": "queue"})
     configuration = {
         "task_routing": {
-            "filters": [{"filter_friendly_name": "all", "expression": "1==1",
-                         "targets": [{"queue": queue}]}],
+            "filters": [
+                {
+                    "filter_friendly_name": "all",
+                    "expression": "1==1",
+                    "targets": [{"queue": queue}],
+                }
+            ],
             "default_filter": {"queue": queue},
         }
     }
@@ -150,7 +161,9 @@ def _urls(setup: Setup) -> dict[Operation, str]:
     """Each operation's URL: existing objects' SIDs where the gateway alone has
     them, well-formed random ones elsewhere (fixed per operation)."""
     return {
-        operation: operation.url(lambda name, prefix: setup.sids.get(prefix) or random_sid(name, prefix))
+        operation: operation.url(
+            lambda name, prefix: setup.sids.get(prefix) or random_sid(name, prefix)
+        )
         for operation in contract_operations()
     }
 
@@ -162,7 +175,9 @@ def test_the_contract_has_61_operations():
 
 def test_every_operation_with_every_key_is_allowed_or_refused_by_its_permissions(setup):
     urls = _urls(setup)
-    outcomes: dict[str, dict[str, int]] = {key.name: {"allowed": 0, "refused": 0} for key in setup.keys}
+    outcomes: dict[str, dict[str, int]] = {
+        key.name: {"allowed": 0, "refused": 0} for key in setup.keys
+    }
     with httpx.Client(base_url=setup.url, timeout=15) as http:
         for operation in _ordered(contract_operations()):
             for key in setup.keys:
@@ -218,19 +233,26 @@ def test_bad_or_missing_credentials_answer_401_on_every_operation(setup):
                 what = f"{name} credentials: {operation}"
                 response = send(http, operation, urls[operation], auth)
                 assert_twilio_error(response, 401, 20003, what)
-                assert response.headers.get("WWW-Authenticate") == 'Basic realm="TaskRouter"', what
+                assert (
+                    response.headers.get("WWW-Authenticate")
+                    == 'Basic realm="TaskRouter"'
+                ), what
                 assert "X-Rate-Limit-Limit" not in response.headers, what
         # Nothing was changed by the refused requests: the objects are all still there.
         http.auth = setup.account
         workspace = setup.sids[SidPrefix.WORKSPACE]
-        assert http.get(f"/v1/Workspaces/{workspace}").json()["friendly_name"] == "matrix"
+        assert (
+            http.get(f"/v1/Workspaces/{workspace}").json()["friendly_name"] == "matrix"
+        )
         for prefix, collection in (
             (SidPrefix.ACTIVITY, "Activities"),
             (SidPrefix.TASK_CHANNEL, "TaskChannels"),
             (SidPrefix.TASK_QUEUE, "TaskQueues"),
             (SidPrefix.WORKFLOW, "Workflows"),
         ):
-            fetched = http.get(f"/v1/Workspaces/{workspace}/{collection}/{setup.sids[prefix]}")
+            fetched = http.get(
+                f"/v1/Workspaces/{workspace}/{collection}/{setup.sids[prefix]}"
+            )
             assert fetched.status_code == 200, fetched.text
             assert "probe" not in fetched.json()["friendly_name"]
         assert len(http.get("/v1/Workspaces").json()["workspaces"]) == 1

@@ -59,7 +59,9 @@ class Tenants:
 def _create_configuration(http: httpx.Client, name: str) -> dict[str, str]:
     def created(path: str, data: dict[str, str]) -> str:
         response = http.post(path, data=data)
-        assert response.status_code == 201, f"{path}: {response.status_code} {response.text}"
+        assert response.status_code == 201, (
+            f"{path}: {response.status_code} {response.text}"
+        )
         return response.json()["sid"]
 
     workspace = created("/v1/Workspaces", {"FriendlyName": name})
@@ -67,21 +69,32 @@ def _create_configuration(http: httpx.Client, name: str) -> dict[str, str]:
     queue = created(f"{base}/TaskQueues", {"FriendlyName": f"{name}-queue"})
     configuration = {
         "task_routing": {
-            "filters": [{"filter_friendly_name": "all", "expression": "1==1",
-                         "targets": [{"queue": queue}]}],
+            "filters": [
+                {
+                    "filter_friendly_name": "all",
+                    "expression": "1==1",
+                    "targets": [{"queue": queue}],
+                }
+            ],
             "default_filter": {"queue": queue},
         }
     }
     return {
         SidPrefix.WORKSPACE: workspace,
-        SidPrefix.ACTIVITY: created(f"{base}/Activities", {"FriendlyName": f"{name}-busy"}),
+        SidPrefix.ACTIVITY: created(
+            f"{base}/Activities", {"FriendlyName": f"{name}-busy"}
+        ),
         SidPrefix.TASK_CHANNEL: created(
-            f"{base}/TaskChannels", {"FriendlyName": name, "UniqueName": f"{name}-channel"}
+            f"{base}/TaskChannels",
+            {"FriendlyName": name, "UniqueName": f"{name}-channel"},
         ),
         SidPrefix.TASK_QUEUE: queue,
         SidPrefix.WORKFLOW: created(
             f"{base}/Workflows",
-            {"FriendlyName": f"{name}-flow", "Configuration": json.dumps(configuration)},
+            {
+                "FriendlyName": f"{name}-flow",
+                "Configuration": json.dumps(configuration),
+            },
         ),
     }
 
@@ -89,10 +102,14 @@ def _create_configuration(http: httpx.Client, name: str) -> dict[str, str]:
 @pytest.fixture
 async def tenants(isolated_env, tmp_path) -> Iterator[Tenants]:
     a_sid, a_token = new_account()
-    env = gateway_env(isolated_env, a_sid, a_token, TASKROUTER_RATE_LIMIT_PER_SECOND="0")
+    env = gateway_env(
+        isolated_env, a_sid, a_token, TASKROUTER_RATE_LIMIT_PER_SECOND="0"
+    )
     process, url = start_gateway_process(env, tmp_path / "gateway.log")
     try:
-        b = await admin(admin_settings(env), "accounts", "create", "--friendly-name", "B")
+        b = await admin(
+            admin_settings(env), "accounts", "create", "--friendly-name", "B"
+        )
         b_auth = (b["account_sid"], b["auth_token"])
         with httpx.Client(base_url=url, timeout=15) as http:
             http.auth = (a_sid, a_token)
@@ -104,7 +121,9 @@ async def tenants(isolated_env, tmp_path) -> Iterator[Tenants]:
         process.stop()
 
 
-async def _snapshot(env: dict[str, str], workspace_sid: str) -> dict[str, list[dict[str, Any]]]:
+async def _snapshot(
+    env: dict[str, str], workspace_sid: str
+) -> dict[str, list[dict[str, Any]]]:
     """Every stored document of one workspace, per collection."""
     client = AsyncMongoClient(env["MONGODB_URL"], tz_aware=True)
     try:
@@ -112,7 +131,9 @@ async def _snapshot(env: dict[str, str], workspace_sid: str) -> dict[str, list[d
         found = {}
         for collection in (*c.CONFIGURATION, c.WORKERS, c.TASKS, c.RESERVATIONS):
             query = {"$or": [{"_id": workspace_sid}, {"workspace_sid": workspace_sid}]}
-            found[collection] = await db[collection].find(query).sort("_id").to_list(None)
+            found[collection] = (
+                await db[collection].find(query).sort("_id").to_list(None)
+            )
         return found
     finally:
         await client.close()
@@ -124,12 +145,18 @@ def _shape(message: str) -> str:
 
 
 def _assert_like_missing(
-    http: httpx.Client, operation: Operation, probe_url: str, missing_url: str, what: str
+    http: httpx.Client,
+    operation: Operation,
+    probe_url: str,
+    missing_url: str,
+    what: str,
 ) -> None:
     """B's probe answers 404/20404 with the same message as for SIDs naming nothing."""
     probe = send(http, operation, probe_url, None)
     missing = send(http, operation, missing_url, None)
-    assert missing.status_code == 404, f"{what}, random SIDs: {missing.status_code} {missing.text}"
+    assert missing.status_code == 404, (
+        f"{what}, random SIDs: {missing.status_code} {missing.text}"
+    )
     probe_body = assert_twilio_error(probe, 404, 20404, what)
     missing_body = missing.json()
     assert _shape(probe_body["message"]) == _shape(missing_body["message"]), (
@@ -149,12 +176,21 @@ async def test_account_b_finds_none_of_account_as_objects_on_any_operation(tenan
             if not operation.parameters():
                 continue  # /v1/Workspaces: B's own list and create
             # Fixed random SIDs for what A has none of, the same in both requests.
-            randoms = {name: random_sid(name, prefix) for name, prefix in operation.parameters()}
-            probe_url = operation.url(lambda n, p: tenants.a_sids.get(p) or randoms[n])
-            missing_url = operation.url(
-                lambda n, p: random_sid(n, p) if p in tenants.a_sids else randoms[n]
+            randoms = {
+                name: random_sid(name, prefix)
+                for name, prefix in operation.parameters()
+            }
+            probe_url = operation.url(
+                lambda n, p, randoms=randoms: tenants.a_sids.get(p) or randoms[n]
             )
-            _assert_like_missing(http, operation, probe_url, missing_url, f"A's SIDs: {operation}")
+            missing_url = operation.url(
+                lambda n, p, randoms=randoms: (
+                    random_sid(n, p) if p in tenants.a_sids else randoms[n]
+                )
+            )
+            _assert_like_missing(
+                http, operation, probe_url, missing_url, f"A's SIDs: {operation}"
+            )
             probed += 1
         listed = http.get("/v1/Workspaces").json()["workspaces"]
         assert [w["sid"] for w in listed] == [tenants.b_sids[SidPrefix.WORKSPACE]]
@@ -178,12 +214,18 @@ async def test_a_objects_inside_bs_own_workspace_are_missing_too(tenants):
             if not below:
                 continue
             probe_url = operation.url(
-                lambda n, p: b_workspace if p == SidPrefix.WORKSPACE else tenants.a_sids[p]
+                lambda n, p: (
+                    b_workspace if p == SidPrefix.WORKSPACE else tenants.a_sids[p]
+                )
             )
             missing_url = operation.url(
-                lambda n, p: b_workspace if p == SidPrefix.WORKSPACE else random_sid(n, p)
+                lambda n, p: (
+                    b_workspace if p == SidPrefix.WORKSPACE else random_sid(n, p)
+                )
             )
-            _assert_like_missing(http, operation, probe_url, missing_url, f"B's workspace: {operation}")
+            _assert_like_missing(
+                http, operation, probe_url, missing_url, f"B's workspace: {operation}"
+            )
             probed.append(operation.operation_id)
     # Fetch, update and delete of four resources, and the seven statistics of
     # one queue or one workflow.
@@ -197,16 +239,27 @@ async def test_a_can_still_use_everything_b_probed(tenants):
         http.auth = tenants.b
         for operation in contract_operations():
             if operation.method == "GET" and operation.parameters():
-                send(http, operation, operation.url(lambda n, p: tenants.a_sids.get(p) or random_sid(n, p)), None)
+                send(
+                    http,
+                    operation,
+                    operation.url(
+                        lambda n, p: tenants.a_sids.get(p) or random_sid(n, p)
+                    ),
+                    None,
+                )
         http.auth = tenants.a
         workspace = tenants.a_sids[SidPrefix.WORKSPACE]
-        assert http.get(f"/v1/Workspaces/{workspace}").json()["friendly_name"] == "alpha"
+        assert (
+            http.get(f"/v1/Workspaces/{workspace}").json()["friendly_name"] == "alpha"
+        )
         for prefix, collection in (
             (SidPrefix.ACTIVITY, "Activities"),
             (SidPrefix.TASK_CHANNEL, "TaskChannels"),
             (SidPrefix.TASK_QUEUE, "TaskQueues"),
             (SidPrefix.WORKFLOW, "Workflows"),
         ):
-            fetched = http.get(f"/v1/Workspaces/{workspace}/{collection}/{tenants.a_sids[prefix]}")
+            fetched = http.get(
+                f"/v1/Workspaces/{workspace}/{collection}/{tenants.a_sids[prefix]}"
+            )
             assert fetched.status_code == 200, fetched.text
             assert fetched.json()["account_sid"] == tenants.a[0]

@@ -39,10 +39,15 @@ OVERSHOOT = 1
 
 
 @pytest.fixture
-def two_gateways(isolated_env, tmp_path) -> Iterator[tuple[dict[str, str], list[str], tuple]]:
+def two_gateways(
+    isolated_env, tmp_path
+) -> Iterator[tuple[dict[str, str], list[str], tuple]]:
     account_sid, auth_token = new_account()
     env = gateway_env(
-        isolated_env, account_sid, auth_token, TASKROUTER_RATE_LIMIT_PER_SECOND=str(LIMIT)
+        isolated_env,
+        account_sid,
+        auth_token,
+        TASKROUTER_RATE_LIMIT_PER_SECOND=str(LIMIT),
     )
     processes, urls = [], []
     try:
@@ -56,7 +61,9 @@ def two_gateways(isolated_env, tmp_path) -> Iterator[tuple[dict[str, str], list[
             process.stop()
 
 
-async def _wait_until_replicas_hear_each_other(env: dict[str, str], replicas: int) -> None:
+async def _wait_until_replicas_hear_each_other(
+    env: dict[str, str], replicas: int
+) -> None:
     """Wait until every replica has published rate counts twice after all were seen.
 
     A replica reports every 100 ms on a core-NATS subject; once this listener has
@@ -101,7 +108,9 @@ def _assert_refusal(response: httpx.Response, what: str) -> None:
     body = assert_twilio_error(response, 429, 20429, what)
     assert "Too many requests" in body["message"], what
     retry_after = response.headers.get("Retry-After")
-    assert retry_after is not None and int(retry_after) >= 1, f"{what}: {response.headers}"
+    assert retry_after is not None and int(retry_after) >= 1, (
+        f"{what}: {response.headers}"
+    )
     assert response.headers["X-Rate-Limit-Limit"] == str(LIMIT), what
     assert int(response.headers["X-Rate-Limit-Remaining"]) >= 0, what
     assert response.headers["X-Rate-Limit-Config"] == "Account-Default;window=10", what
@@ -110,7 +119,8 @@ def _assert_refusal(response: httpx.Response, what: str) -> None:
 def _spent(response: httpx.Response) -> bool:
     """A refusal because the window is full (not only this replica's share)."""
     return (
-        response.status_code == 429 and response.headers.get("X-Rate-Limit-Remaining") == "0"
+        response.status_code == 429
+        and response.headers.get("X-Rate-Limit-Remaining") == "0"
     )
 
 
@@ -140,9 +150,13 @@ async def test_alternating_requests_share_one_budget_across_two_processes(two_ga
 
     # Everything was sent inside one window, so no admitted request left it meanwhile.
     assert elapsed < 9, f"the burst took {elapsed:.1f} s, longer than one window"
-    assert all(spent), f"not both replicas saw the budget spent after {len(answers)} requests"
+    assert all(spent), (
+        f"not both replicas saw the budget spent after {len(answers)} requests"
+    )
     admitted = [r for _, r in answers if 200 <= r.status_code < 300]
-    by_replica = [sum(1 for n, r in answers if n == k and r.status_code < 300) for k in (0, 1)]
+    by_replica = [
+        sum(1 for n, r in answers if n == k and r.status_code < 300) for k in (0, 1)
+    ]
     # Never more than the shared budget; and both replicas saw it full, so all of it.
     assert CAPACITY <= len(admitted) <= CAPACITY + OVERSHOOT, (
         f"admitted {len(admitted)} ({by_replica} per replica)"
