@@ -772,3 +772,126 @@ def test_rejecting_after_going_unavailable_keeps_the_workers_own_activity(
     assert floor.activity_of(alice.sid) == "Unavailable"
     (second,) = floor.wait_reservations(task.sid, 1)
     assert second.worker_sid == bob.sid
+
+
+# -- matching order, channels, multi-reservation rounds ----------------------------------
+def test_worker_made_available_is_offered_the_best_waiting_task(system: RunningSystem):
+    floor = _floor(system, "Best task")
+    alice = floor.worker("Alice", activity="Offline")
+    older_low = floor.task(priority=1)
+    newer_high = floor.task(priority=5)
+    newest_high = floor.task(priority=5)
+    for task in (older_low, newer_high, newest_high):
+        floor.wait_events(["task-queue.entered"], task_sid=task.sid)
+
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
+
+    # Capacity 1 on the default channel: one offer, the highest priority, oldest first.
+    (offer,) = floor.wait_reservations(newer_high.sid, 1)
+    assert offer.worker_sid == alice.sid
+    assert floor.reservations(older_low.sid) == []
+    assert floor.reservations(newest_high.sid) == []
+    assert floor.task_status(older_low.sid) == "pending"
+
+
+def test_unavailable_worker_channel_gets_no_offers(system: RunningSystem):
+    floor = _floor(system, "Channel off")
+    alice = floor.worker("Alice")
+    floor.ws.workers(alice.sid).worker_channels("chat").update(available=False)
+
+    chat = floor.task(task_channel="chat")
+    floor.wait_events(["task-queue.entered"], task_sid=chat.sid)
+    assert floor.reservations(chat.sid) == []
+    # The same worker still takes voice, and chat once the channel is back.
+    voice = floor.task(task_channel="voice")
+    (voice_offer,) = floor.wait_reservations(voice.sid, 1)
+    assert voice_offer.worker_sid == alice.sid
+
+    floor.ws.workers(alice.sid).worker_channels("chat").update(available=True)
+    (chat_offer,) = floor.wait_reservations(chat.sid, 1)
+    assert chat_offer.worker_sid == alice.sid
+    floor.wait_events(["worker.channel.availability.update"], worker_sid=alice.sid)
+
+
+def test_capacity_shows_in_the_worker_channel(system: RunningSystem):
+    floor = _floor(system, "Capacity numbers")
+    alice = floor.worker("Alice", activity="Offline")
+    channel = floor.ws.workers(alice.sid).worker_channels("chat")
+    channel.update(capacity=2)
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
+    task = floor.task(task_channel="chat")
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    floor.ws.tasks(task.sid).reservations(offer.sid).update(
+        reservation_status="accepted"
+    )
+
+    now = channel.fetch()
+    assert (now.configured_capacity, now.assigned_tasks) == (2, 1)
+    assert now.available_capacity_percentage == 50
+
+    floor.ws.tasks(task.sid).update(assignment_status="completed", reason="done")
+    after = channel.fetch()
+    assert (after.assigned_tasks, after.available_capacity_percentage) == (0, 100)
+    floor.wait_events(["worker.capacity.update"], worker_sid=alice.sid)
+
+
+def test_one_rejection_of_a_multi_offer_leaves_the_others_pending(
+    system: RunningSystem,
+):
+    floor = _floor(system, "Multi reject", max_reserved_workers=2)
+    alice = floor.worker("Alice")
+    bob = floor.worker("Bob")
+    task = floor.task()
+    offers = {r.worker_sid: r for r in floor.wait_reservations(task.sid, 2)}
+
+    floor.ws.tasks(task.sid).reservations(offers[alice.sid].sid).update(
+        reservation_status="rejected",
+        worker_activity_sid=floor.activities["Unavailable"],
+    )
+
+    assert floor.task_status(task.sid) == "reserved"
+    (still,) = floor.reservations(task.sid, "pending")
+    assert still.sid == offers[bob.sid].sid
+
+    floor.ws.tasks(task.sid).reservations(still.sid).update(
+        reservation_status="rejected",
+        worker_activity_sid=floor.activities["Unavailable"],
+    )
+    # Every offer of the round ended without acceptance: the task waits again.
+    assert floor.task_status(task.sid) == "pending"
+    assert floor.reservations(task.sid, "pending") == []
+
+
+def test_reject_pending_reservations_rejects_every_offer_of_a_multitasking_worker(
+    system: RunningSystem,
+):
+    floor = _floor(system, "Reject all pending")
+    alice = floor.worker("Alice", activity="Offline")
+    floor.ws.workers(alice.sid).worker_channels("chat").update(capacity=2)
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
+    tasks = [floor.task(task_channel="chat") for _ in range(2)]
+    offers = [floor.wait_reservations(t.sid, 1)[0] for t in tasks]
+
+    floor.ws.workers(alice.sid).update(
+        activity_sid=floor.activities["Offline"], reject_pending_reservations=True
+    )
+
+    for task, offer in zip(tasks, offers, strict=True):
+        fetched = floor.ws.tasks(task.sid).reservations(offer.sid).fetch()
+        assert fetched.reservation_status == "rejected"
+        assert floor.task_status(task.sid) == "pending"
+    assert floor.activity_of(alice.sid) == "Offline"
+
+
+def test_task_ttl_event_carries_the_reason(system: RunningSystem):
+    floor = _floor(system, "TTL event")
+    task = floor.task(timeout=1)
+    floor.wait_events(["task.canceled"], task_sid=task.sid)
+
+    (event,) = [
+        e
+        for e in floor.ws.events.list(task_sid=task.sid)
+        if e.event_type == "task.canceled"
+    ]
+    assert event.event_data["task_canceled_reason"] == "Task TTL Exceeded"
+    assert event.event_data["task_assignment_status"] == "canceled"
