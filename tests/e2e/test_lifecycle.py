@@ -90,6 +90,7 @@ def _floor(
     reservation_timeout: int = 120,
     max_reserved_workers: int = 1,
     reservation_activity: str | None = None,
+    assignment_activity: str | None = None,
     multitasking: bool = True,
 ) -> Floor:
     """A workspace (multitasking unless told otherwise, as TaskRouter's default)
@@ -99,12 +100,14 @@ def _floor(
         friendly_name=name, template="NONE", multi_task_enabled=multitasking
     )
     ws = client.taskrouter.v1.workspaces(workspace.sid)
-    if reservation_activity:
-        ws.activities.create(friendly_name=reservation_activity, available=False)
+    for extra in filter(None, (reservation_activity, assignment_activity)):
+        ws.activities.create(friendly_name=extra, available=False)
     activities = {a.friendly_name: a.sid for a in ws.activities.list()}
     queue_fields: dict[str, Any] = {"max_reserved_workers": max_reserved_workers}
     if reservation_activity:
         queue_fields["reservation_activity_sid"] = activities[reservation_activity]
+    if assignment_activity:
+        queue_fields["assignment_activity_sid"] = activities[assignment_activity]
     queue = ws.task_queues.create(
         friendly_name="Support", target_workers="skills HAS 'support'", **queue_fields
     )
@@ -895,3 +898,37 @@ def test_task_ttl_event_carries_the_reason(system: RunningSystem):
     ]
     assert event.event_data["task_canceled_reason"] == "Task TTL Exceeded"
     assert event.event_data["task_assignment_status"] == "canceled"
+
+
+def test_single_tasking_worker_moves_through_reservation_and_assignment_activities(
+    system: RunningSystem,
+):
+    floor = _floor(
+        system,
+        "Single-tasking activities",
+        reservation_activity="Reserved",
+        assignment_activity="Busy",
+        multitasking=False,
+    )
+    alice = floor.worker("Alice")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    assert floor.activity_of(alice.sid) == "Reserved"
+    # Single-tasking: one task at a time across every channel.
+    other = floor.task(task_channel="chat")
+    floor.wait_events(["task-queue.entered"], task_sid=other.sid)
+    assert floor.reservations(other.sid) == []
+
+    floor.ws.workers(alice.sid).reservations(offer.sid).update(
+        reservation_status="accepted"
+    )
+    assert floor.activity_of(alice.sid) == "Busy"
+
+    floor.ws.tasks(task.sid).update(assignment_status="completed", reason="done")
+    # Completing never changes the activity; Busy is unavailable, so no new offer.
+    assert floor.activity_of(alice.sid) == "Busy"
+    assert floor.reservations(other.sid) == []
+    floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
+    (late,) = floor.wait_reservations(other.sid, 1)
+    assert late.worker_sid == alice.sid
+    floor.wait_events(["worker.activity.update"] * 3, worker_sid=alice.sid)
