@@ -588,8 +588,15 @@ def test_refused_reservation_and_task_updates_change_nothing(system: RunningSyst
     # A pending reservation cannot be wrapped up or completed.
     _refused(lambda: reservation.update(reservation_status="wrapping"))
     _refused(lambda: reservation.update(reservation_status="completed"))
-    # A reserved task cannot be wrapped up.
+    # A reserved task cannot be wrapped up; pending, reserved and assigned are
+    # the dispatcher's to set, never a client's.
     _refused(lambda: floor.ws.tasks(task.sid).update(assignment_status="wrapping"))
+    for status in ("pending", "reserved", "assigned"):
+        _refused(
+            lambda status=status: floor.ws.tasks(task.sid).update(
+                assignment_status=status
+            )
+        )
     assert reservation.fetch().reservation_status == "pending"
     assert floor.task_status(task.sid) == "reserved"
 
