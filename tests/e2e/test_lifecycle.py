@@ -939,3 +939,25 @@ def test_single_tasking_worker_moves_through_reservation_and_assignment_activiti
     (late,) = floor.wait_reservations(other.sid, 1)
     assert late.worker_sid == alice.sid
     floor.wait_events(["worker.activity.update"] * 3, worker_sid=alice.sid)
+
+
+def test_accept_and_reject_instructions_act_like_the_statuses(system: RunningSystem):
+    floor = _floor(system, "Instructions")
+    alice = floor.worker("Alice")
+    bob = floor.worker("Bob")
+    task = floor.task()
+    (offer,) = floor.wait_reservations(task.sid, 1)
+    assert offer.worker_sid == alice.sid
+
+    rejected = (
+        floor.ws.tasks(task.sid).reservations(offer.sid).update(instruction="reject")
+    )
+    assert rejected.reservation_status == "rejected"
+    (second,) = floor.wait_reservations(task.sid, 1)
+    assert second.worker_sid == bob.sid
+
+    accepted = (
+        floor.ws.tasks(task.sid).reservations(second.sid).update(instruction="accept")
+    )
+    assert accepted.reservation_status == "accepted"
+    assert floor.task_status(task.sid) == "assigned"
