@@ -21,7 +21,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from tests.e2e.conftest import RunningSystem, eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.e2e
 
 
 @dataclass
