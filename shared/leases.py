@@ -42,7 +42,6 @@ from nats.js.errors import (
     BucketNotFoundError,
     KeyValueError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
@@ -222,12 +221,28 @@ class PartitionLeases:
                     await kv.delete(key, last=revision)
 
     async def _members(self) -> set[str]:
-        prefix = f"{self.service}.member."
-        try:
-            keys = await self._require_kv().keys()
-        except NoKeysError:
-            return set()
-        return {key[len(prefix) :] for key in keys if key.startswith(prefix)}
+        """Members whose announcement has neither expired nor been deleted.
+
+        NOTE: not `KeyValue.keys()`: in nats-py 2.16 it waits forever when the
+        bucket's last entry is a delete marker (a released lease), which here
+        is common. The stream's per-subject state lists the candidates instead.
+        """
+        kv = self._require_kv()
+        bucket = self._subjects.lease_bucket
+        head = f"$KV.{bucket}.{self.service}.member."
+        js = self._require_connection().jetstream()
+        info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{head}>")
+        names = [subject[len(head) :] for subject in info.state.subjects or {}]
+
+        async def alive(name: str) -> bool:
+            try:
+                await kv.get(self._member_key(name))
+            except NotFoundError:  # deleted (left) or expired meanwhile
+                return False
+            return True
+
+        found = await asyncio.gather(*(alive(name) for name in names))
+        return {name for name, up in zip(names, found, strict=True) if up}
 
     async def _owners(self) -> dict[int, str | None]:
         kv = self._require_kv()
@@ -327,6 +342,11 @@ class PartitionLeases:
                 extra={"bucket": name, "ttl": status.ttl},
             )
         return kv
+
+    def _require_connection(self) -> Client:
+        if self._connection is None:
+            raise RuntimeError("partition leases are not started")
+        return self._connection
 
     def _require_kv(self) -> KeyValue:
         if self._kv is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 import orjson
 import pytest
@@ -152,3 +154,15 @@ async def test_a_member_cut_off_from_nats_stops_answering_before_its_lease_expir
         assert member.leases.owned == frozenset()
     finally:
         await member.leases.stop()
+
+
+async def test_a_round_finishes_when_the_last_entry_is_a_deletion(isolated_env):
+    first, second = Member(isolated_env, "first"), Member(isolated_env, "second")
+    await first.leases.start()
+    await second.leases.start()
+    await second.leases.stop()  # its lease and announcement end as delete markers
+    try:
+        await asyncio.wait_for(first.leases.tick(), timeout=10)
+        assert first.answering == set(range(PARTITIONS))
+    finally:
+        await first.leases.stop()
