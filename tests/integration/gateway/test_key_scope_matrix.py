@@ -51,6 +51,8 @@ class Key:
         if self.name == "read-only":
             # Twilio names the bulk real-time statistics POST `.../list`.
             return operation.method == "GET" or operation.is_bulk_statistics
+        if self.name == "writes-only":
+            return operation.method != "GET" and not operation.is_bulk_statistics
         if self.name == "tasks-only":
             return operation.path in TASK_PATHS
         if self.name == "unrelated":
@@ -61,6 +63,11 @@ class Key:
 KEY_PERMISSIONS: dict[str, list[str] | None] = {
     "standard": None,
     "read-only": ["/twilio/taskrouter/*/read", "/twilio/taskrouter/*/list"],
+    "writes-only": [
+        "/twilio/taskrouter/*/create",
+        "/twilio/taskrouter/*/update",
+        "/twilio/taskrouter/*/delete",
+    ],
     "tasks-only": ["/twilio/taskrouter/workspaces.tasks/*"],
     "wildcard": ["/twilio/taskrouter/*"],
     # Names a real resource, but no operation needs it.
@@ -198,6 +205,7 @@ def test_every_operation_with_every_key_is_allowed_or_refused_by_its_permissions
     assert outcomes == {
         "standard": {"allowed": 61, "refused": 0},
         "read-only": {"allowed": 37, "refused": 24},
+        "writes-only": {"allowed": 24, "refused": 37},
         "tasks-only": {"allowed": 5, "refused": 56},
         "wildcard": {"allowed": 61, "refused": 0},
         "unrelated": {"allowed": 0, "refused": 61},
