@@ -52,6 +52,7 @@ class Tenants:
     env: dict[str, str]
     a: tuple[str, str]
     b: tuple[str, str]
+    b_key: tuple[str, str]  # a standard API key of account B
     a_sids: dict[str, str]
     b_sids: dict[str, str]
 
@@ -111,12 +112,21 @@ async def tenants(isolated_env, tmp_path) -> Iterator[Tenants]:
             admin_settings(env), "accounts", "create", "--friendly-name", "B"
         )
         b_auth = (b["account_sid"], b["auth_token"])
+        key = await admin(admin_settings(env), "keys", "create", b["account_sid"])
         with httpx.Client(base_url=url, timeout=15) as http:
             http.auth = (a_sid, a_token)
             a_sids = _create_configuration(http, "alpha")
             http.auth = b_auth
             b_sids = _create_configuration(http, "beta")
-        yield Tenants(url, env, (a_sid, a_token), b_auth, a_sids, b_sids)
+        yield Tenants(
+            url,
+            env,
+            (a_sid, a_token),
+            b_auth,
+            (key["sid"], key["secret"]),
+            a_sids,
+            b_sids,
+        )
     finally:
         process.stop()
 
@@ -167,11 +177,15 @@ def _assert_like_missing(
     }, what
 
 
-async def test_account_b_finds_none_of_account_as_objects_on_any_operation(tenants):
+@pytest.mark.parametrize("credential", ["auth token", "API key"])
+async def test_account_b_finds_none_of_account_as_objects_on_any_operation(
+    tenants, credential
+):
     a_workspace = tenants.a_sids[SidPrefix.WORKSPACE]
     before = await _snapshot(tenants.env, a_workspace)
     probed = 0
-    with httpx.Client(base_url=tenants.url, auth=tenants.b, timeout=15) as http:
+    auth = tenants.b if credential == "auth token" else tenants.b_key
+    with httpx.Client(base_url=tenants.url, auth=auth, timeout=15) as http:
         for operation in contract_operations():
             if not operation.parameters():
                 continue  # /v1/Workspaces: B's own list and create
