@@ -261,9 +261,6 @@ class RateLimiter:
         # are part of `total`), split evenly; the remainder goes to the lowest ids.
         left = budget.capacity - (total - self._unsent[budget.key])
         # A peer whose report for the interval just ended has not arrived yet may
-        # have admitted up to its share of that interval, which is about this
-        # replica's own (+1 for the remainder): keep that much aside until it reports.
-        # A peer whose report for the interval just ended has not arrived yet may
         # have admitted, unknown here, up to the bound it announced for that
         # interval (all of an even split when it announced none for this budget):
         # keep that much aside until its report arrives, a millisecond or so.
