@@ -124,11 +124,26 @@ class PartitionLeases:
         ]
 
     async def stop(self) -> None:
-        """Hand every partition back at once (no waiting for expiry), then leave."""
+        """Hand every partition back at once (no waiting for expiry), then leave.
+
+        Bounded in time: a shutdown must not hang on NATS. Whatever is not
+        handed back by then expires after `ttl`.
+        """
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.ttl)
+        try:
+            await asyncio.wait_for(self._hand_back(), timeout=max(5.0, 2 * self.ttl))
+        except TimeoutError:
+            logger.warning("partitions not all handed back in time; leases expire")
+        if self._connection is not None:
+            try:
+                await asyncio.wait_for(self._connection.close(), timeout=5.0)
+            except TimeoutError:
+                logger.warning("lease connection not closed in time")
+
+    async def _hand_back(self) -> None:
         for partition in sorted(self._held):
             await self._release(partition)
         if self._kv is not None:
@@ -136,8 +151,6 @@ class PartitionLeases:
                 await self._kv.delete(self._member_key(self.member_id))
             except (nats.errors.Error, KeyValueError, NotFoundError, TimeoutError):
                 logger.warning("member announcement left to expire", exc_info=True)
-        if self._connection is not None:
-            await self._connection.close()
 
     async def _forever(self, step: Callable[[], Awaitable[None]]) -> None:
         # Renewals run apart from claims, so loading a large partition
