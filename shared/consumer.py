@@ -88,12 +88,14 @@ class EventConsumer:
         )
 
     async def stop(self) -> None:
+        # Bounded: a cancelled fetch or a closing connection was seen to hang under load.
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 5)
         if self._connection is not None:
-            await self._connection.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connection.close(), 5)
 
     async def _run(self, subscription: Any) -> None:
         while True:

@@ -89,8 +89,8 @@ def _page_etag(items: Sequence[Any]) -> str | None:
         return None
     versions = []
     for item in items:
-        doc = item if isinstance(item, dict) else vars(item)
-        if "version" not in doc:
+        doc = item if isinstance(item, dict) else getattr(item, "__dict__", None)
+        if doc is None or "version" not in doc:
             return None
         versions.append(f"{doc.get('sid') or doc.get('_id')}:{doc['version']}")
     return hashlib.sha1(";".join(versions).encode()).hexdigest()[:20]
