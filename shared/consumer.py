@@ -141,19 +141,44 @@ class KeyedEventConsumer(EventConsumer):
     concurrently with everything else in the batch.
     """
 
-    def __init__(self, nats_url: str, *, handler: EventHandler, key_of: KeyOf, **options: Any) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        handler: EventHandler,
+        key_of: KeyOf,
+        is_barrier: Callable[[dict[str, Any]], bool] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(nats_url, handler=self._unused, **options)
         self._one = handler
         self._key_of = key_of
+        self._is_barrier = is_barrier or (lambda _: False)
 
     @staticmethod
     async def _unused(_: Sequence[dict[str, Any]]) -> None:  # pragma: no cover
         raise AssertionError("KeyedEventConsumer handles events one by one")
 
     async def _deliver(self, messages: list[Msg]) -> None:
-        groups: dict[object, list[tuple[Msg, dict[str, Any] | None]]] = {}
-        for index, message in enumerate(messages):
+        """Handle a batch; a barrier event waits for all before it, all after wait for it.
+
+        Example: a workflow update is a barrier for the router, so a task created
+        after the update is never routed with the configuration from before it.
+        """
+        segment: list[tuple[Msg, dict[str, Any] | None]] = []
+        for message in messages:
             body = _decode(message)
+            if body is not None and self._is_barrier(body):
+                await self._deliver_segment(segment)
+                await self._deliver_in_order([(message, body)])
+                segment = []
+            else:
+                segment.append((message, body))
+        await self._deliver_segment(segment)
+
+    async def _deliver_segment(self, segment: list[tuple[Msg, dict[str, Any] | None]]) -> None:
+        groups: dict[object, list[tuple[Msg, dict[str, Any] | None]]] = {}
+        for index, (message, body) in enumerate(segment):
             key = self._key_of(body) if body is not None else None
             groups.setdefault(key if key is not None else ("unordered", index), []).append((message, body))
         await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))

@@ -96,12 +96,14 @@ class ServiceRuntime:
         batch: int = 64,
         whole_batch: bool = False,
         key_of: Callable[[dict[str, Any]], str | None] | None = None,
+        is_barrier: Callable[[dict[str, Any]], bool] | None = None,
     ):
         """Decorator: a durable pull consumer over the event stream (shared by replicas).
 
         The handler gets one event envelope (`async def on_event(body: dict)`);
         events with the same `key_of(body)` are handled in stream order, others
-        concurrently (no `key_of`: all concurrently). With `whole_batch=True` it
+        concurrently (no `key_of`: all concurrently); an `is_barrier` event waits for
+        every event before it and holds back every event after it. With `whole_batch=True` it
         gets each fetched batch as one ordered list instead. A raise redelivers
         the event (and the later events of its key, or the whole batch). Consumers
         start after the `on_ready` hooks, so state is loaded before events flow.
@@ -121,7 +123,11 @@ class ServiceRuntime:
                 consumer: EventConsumer = EventConsumer(self.settings.nats_url, handler=counted, **options)
             else:
                 consumer = KeyedEventConsumer(
-                    self.settings.nats_url, handler=counted, key_of=key_of or _no_key, **options
+                    self.settings.nats_url,
+                    handler=counted,
+                    key_of=key_of or _no_key,
+                    is_barrier=is_barrier,
+                    **options,
                 )
             self._consumers.append(consumer)
             return handler

@@ -69,7 +69,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.js.errors import NotFoundError as JsNotFoundError
 
-from services.workflow_router.router import Router
+from services.workflow_router.router import Router, is_routing_barrier
 from shared import metrics
 from shared.consumer import KeyedEventConsumer, KeyOf
 from shared.leases import PartitionLeases
@@ -175,6 +175,7 @@ class PartitionedRouting:
             self._settings.nats_url,
             handler=metrics.counted_events(self._on_event, self._runtime.name, False),
             key_of=self._key_of,
+            is_barrier=is_routing_barrier,
             stream=self._runtime.subjects.routing_stream,
             filter_subject=self._runtime.subjects.routing_events(partition),
             durable=self._durable(partition),

@@ -58,6 +58,15 @@ _FINISHED = {"task.canceled", "task.completed", "task.deleted", "task.system-del
 _RESERVATION_ENDED = {"reservation.rejected", "reservation.timeout", "reservation.canceled"}
 
 
+def is_routing_barrier(body: Mapping[str, Any]) -> bool:
+    """Configuration events are handled after every event before them, before any after.
+
+    Without this, a task created right after a workflow update could be routed with
+    the configuration from before the update (events of different keys run at once).
+    """
+    return is_configuration_event(body.get("event_type", ""))
+
+
 def _attributes(text: str | None) -> dict[str, Any]:
     try:
         value = orjson.loads(text or "{}")

@@ -83,3 +83,29 @@ async def test_batch_consumer_isolates_the_failing_event(isolated_env):
         await _until(lambda: sorted(counted) == [0, 1, 2, 4, 5, 6, 7])
     finally:
         await consumer.stop()
+
+
+async def test_a_barrier_event_waits_for_earlier_events_and_holds_back_later_ones(isolated_env):
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    order: list[str] = []
+
+    async def handle(body: dict) -> None:
+        if body["task"] == "WTslow":
+            await asyncio.sleep(0.2)  # an earlier event that takes a while
+        order.append(body["task"])
+
+    subjects = Subjects(settings.subject_prefix)
+    consumer = KeyedEventConsumer(
+        settings.nats_url, handler=handle, key_of=lambda b: b["task"],
+        is_barrier=lambda b: b["task"] == "WTbarrier",
+        stream=subjects.event_stream, filter_subject=subjects.events_matching(),
+        durable="barrier-probe", retry_delay=0.01,
+    )
+    await _publish(settings, [{"task": t, "n": 0} for t in ("WTslow", "WTbarrier", "WTafter")])
+    await consumer.start()
+    try:
+        await _until(lambda: len(order) == 3)
+    finally:
+        await consumer.stop()
+    assert order == ["WTslow", "WTbarrier", "WTafter"]
