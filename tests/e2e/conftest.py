@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from twilio.rest import Client
 from services import devstack
 from services.__main__ import start_stack, wait_healthy
 from shared.sids import SidPrefix, new_sid
+from tests.polling import eventually  # noqa: F401  (re-exported for the e2e tests)
 
 
 @dataclass
@@ -72,20 +71,3 @@ def system(backends, tmp_path_factory) -> Iterator[RunningSystem]:
         )
     finally:
         stack.stop()
-
-
-def eventually(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.05):
-    """Poll `check` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except AssertionError as exc:
-            last_error = exc
-        threading.Event().wait(interval)  # poll pause, not a wait for work
-    if last_error:
-        raise last_error
-    raise AssertionError(f"condition not met within {timeout}s")

@@ -6,10 +6,11 @@ Not a test module (no `test_` prefix); imported as `tests.integration.gateway.ga
 
 from __future__ import annotations
 
+from tests.polling import eventually  # noqa: F401  (used by the gateway tests)
+
 import io
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -219,13 +220,3 @@ async def admin(settings: CommonSettings, *argv: str) -> Any:
     status = await admin_run(argv, settings, out, err)
     assert status == 0, f"admin {argv} failed: {err.getvalue()}"
     return json.loads(out.getvalue())
-
-
-def eventually(
-    check: Callable[[], bool], timeout: float = 10.0, what: str = ""
-) -> None:
-    """Poll `check` until true, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not reached before the deadline: {what}"
-        time.sleep(0.02)
