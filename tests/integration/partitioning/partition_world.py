@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
-from shared.models import Activity, TaskChannel, TaskQueue, Workflow, Workspace
+from shared.models import TaskQueue, Workflow
 from shared.partitions import partition_of
 from shared.sids import SidPrefix, new_sid
 from shared.storage import collections as c
+from tests.seeding import seed_workspace
 
 
 async def eventually(
@@ -59,37 +60,13 @@ class Seeded:
     ) -> None:
         """Store the configuration; with `first_step_timeout`, the first queue has no workers."""
         common = {"account_sid": self.account, "workspace_sid": self.workspace}
-        await db[c.WORKSPACES].insert_one(
-            Workspace(
-                sid=self.workspace,
-                account_sid=self.account,
-                friendly_name="ws",
-                default_activity_sid=self.offline,
-                default_activity_name="Offline",
-                timeout_activity_sid=self.offline,
-                timeout_activity_name="Offline",
-            ).to_document()
-        )
-        await db[c.ACTIVITIES].insert_many(
-            [
-                Activity(
-                    sid=self.available,
-                    friendly_name="Available",
-                    available=True,
-                    **common,
-                ).to_document(),
-                Activity(
-                    sid=self.offline, friendly_name="Offline", available=False, **common
-                ).to_document(),
-            ]
-        )
-        await db[c.TASK_CHANNELS].insert_one(
-            TaskChannel(
-                sid=self.channel,
-                friendly_name="Default",
-                unique_name="default",
-                **common,
-            ).to_document()
+        await seed_workspace(
+            db,
+            account=self.account,
+            workspace=self.workspace,
+            available=self.available,
+            offline=self.offline,
+            channel=self.channel,
         )
         first_targets = "1==1" if first_step_timeout is None else "1==2"
         await db[c.TASK_QUEUES].insert_many(

@@ -20,10 +20,11 @@ from services.queue_dispatcher.app import build
 from services.queue_dispatcher.settings import DispatcherSettings
 from shared.errors import ConflictError, InvalidTransitionError, NotFoundError
 from shared.events import make_event
-from shared.models import Activity, TaskChannel, TaskQueue, Workflow, Workspace
+from shared.models import TaskQueue, Workflow
 from shared.settings import load
 from shared.sids import SidPrefix, new_sid
 from shared.storage import collections as c
+from tests.seeding import seed_workspace
 from shared.subjects import QUEUE_DISPATCHER
 
 pytestmark = pytest.mark.integration
@@ -53,37 +54,13 @@ class Config:
 
     async def seed(self, db: Any, target_workers: str = "1==1") -> None:
         common = {"account_sid": self.account, "workspace_sid": self.workspace}
-        await db[c.WORKSPACES].insert_one(
-            Workspace(
-                sid=self.workspace,
-                account_sid=self.account,
-                friendly_name="ws",
-                default_activity_sid=self.offline,
-                default_activity_name="Offline",
-                timeout_activity_sid=self.offline,
-                timeout_activity_name="Offline",
-            ).to_document()
-        )
-        await db[c.ACTIVITIES].insert_many(
-            [
-                Activity(
-                    sid=self.available,
-                    friendly_name="Available",
-                    available=True,
-                    **common,
-                ).to_document(),
-                Activity(
-                    sid=self.offline, friendly_name="Offline", available=False, **common
-                ).to_document(),
-            ]
-        )
-        await db[c.TASK_CHANNELS].insert_one(
-            TaskChannel(
-                sid=self.channel,
-                friendly_name="Default",
-                unique_name="default",
-                **common,
-            ).to_document()
+        await seed_workspace(
+            db,
+            account=self.account,
+            workspace=self.workspace,
+            available=self.available,
+            offline=self.offline,
+            channel=self.channel,
         )
         await db[c.TASK_QUEUES].insert_one(
             TaskQueue(
