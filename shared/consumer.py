@@ -34,11 +34,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from shared.errors import UnavailableError
+
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 KeyOf = Callable[[dict[str, Any]], str | None]
+
+ACK_WAIT = 10.0  # seconds before an event fetched but not acknowledged is redelivered
 
 
 class EventConsumer:
@@ -55,6 +59,7 @@ class EventConsumer:
         batch_size: int = 256,
         wait: float = 1.0,
         retry_delay: float = 1.0,
+        max_retry_delay: float = 10.0,
     ) -> None:
         self._servers = nats_url.split(",")
         self._stream = stream
@@ -64,8 +69,13 @@ class EventConsumer:
         self._batch_size = batch_size
         self._wait = wait
         self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
         self._connection: Client | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def _retry_delays(self) -> tuple[float, float]:
+        return self._retry_delay, self._max_retry_delay
 
     async def start(self) -> None:
         self._connection = await nats.connect(
@@ -78,7 +88,7 @@ class EventConsumer:
             max_ack_pending=max(1000, 4 * self._batch_size),
             # An event fetched by a replica that died is redelivered after this;
             # the default 30 s held routing up that long after a crash.
-            ack_wait=10.0,
+            ack_wait=ACK_WAIT,
         )
         subscription = await self._connection.jetstream().pull_subscribe(
             self._filter, durable=self._durable, stream=self._stream, config=config
@@ -122,14 +132,14 @@ class EventConsumer:
             await self._handler([body for body in bodies if body is not None])
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             if len(messages) > 1:
                 # Find the event that fails: the others must not wait behind it.
                 logger.warning("event batch failed; retrying its events one by one")
                 for message in messages:
                     await self._deliver_batch([message])
                 return
-            await _retry_or_drop(messages[0], self._retry_delay)
+            await _retry_or_drop(messages[0], self._retry_delays, error)
             return
         await asyncio.gather(*(m.ack() for m in messages))
 
@@ -154,6 +164,8 @@ class KeyedEventConsumer(EventConsumer):
         self._one = handler
         self._key_of = key_of
         self._is_barrier = is_barrier or (lambda _: False)
+        # key -> (stream sequence of its failed event, when the hold lapses)
+        self._held: dict[object, tuple[int, float]] = {}
 
     @staticmethod
     async def _unused(_: Sequence[dict[str, Any]]) -> None:  # pragma: no cover
@@ -181,46 +193,103 @@ class KeyedEventConsumer(EventConsumer):
         for index, (message, body) in enumerate(segment):
             key = self._key_of(body) if body is not None else None
             groups.setdefault(key if key is not None else ("unordered", index), []).append((message, body))
-        await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))
+        await asyncio.gather(*(self._deliver_in_order(group, key) for key, group in groups.items()))
 
-    async def _deliver_in_order(self, group: list[tuple[Msg, dict[str, Any] | None]]) -> None:
+    async def _deliver_in_order(
+        self, group: list[tuple[Msg, dict[str, Any] | None]], key: object = None
+    ) -> None:
+        if key is not None and self._is_held(key, group[0][0]):
+            # An earlier event of this key failed and waits for redelivery: the
+            # later ones must not overtake it.
+            await asyncio.gather(*(m.nak(delay=self._retry_delay) for m, _ in group))
+            return
         for position, (message, body) in enumerate(group):
             try:
                 if body is not None:
                     await self._one(body)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                if await _retry_or_drop(message, self._retry_delay):
-                    # Later events of this key wait for it, to keep their order.
-                    await asyncio.gather(*(m.nak(delay=self._retry_delay) for m, _ in group[position + 1 :]))
+            except Exception as error:
+                delay = await _retry_or_drop(message, self._retry_delays, error)
+                if delay is not None:
+                    if key is not None:
+                        self._hold(key, message, delay)
+                    # Later events of this key wait as long, to keep their order.
+                    await asyncio.gather(*(m.nak(delay=delay) for m, _ in group[position + 1 :]))
                     return
+                self._held.pop(key, None)
                 continue
+            if key is not None:
+                self._held.pop(key, None)
             await message.ack()
+
+    def _hold(self, key: object, message: Msg, delay: float) -> None:
+        """Remember that `message` failed, so later events of its key wait for it.
+
+        The hold lapses on its own after the delay plus the ack timeout, in case
+        the event is redelivered to another replica instead of this one.
+        """
+        sequence = message.metadata.sequence.stream if message.metadata else 0
+        lapses = asyncio.get_running_loop().time() + delay + ACK_WAIT
+        self._held[key] = (sequence, lapses)
+
+    def _is_held(self, key: object, first: Msg) -> bool:
+        held = self._held.get(key)
+        if held is None:
+            return False
+        sequence, lapses = held
+        if asyncio.get_running_loop().time() > lapses:
+            del self._held[key]
+            return False
+        return not first.metadata or first.metadata.sequence.stream > sequence
 
 
 MAX_DELIVERIES = 10
 
 
-async def _retry_or_drop(message: Msg, delay: float) -> bool:
-    """Redeliver a failed event later; after MAX_DELIVERIES attempts give it up.
+def is_transient(error: BaseException) -> bool:
+    """Errors that say "not now" rather than "never": the store or a service is unreachable.
 
-    Returns True when it will be redelivered. An event that fails every time (a
-    poison message) would otherwise hold its consumer back forever; it is logged
-    with its subject and sequence so an operator can replay it from the stream.
+    One case matters most: a process killed inside a store transaction leaves
+    it open, and its documents answer WriteConflict until the store reaps it
+    (60 s in MongoDB and in the local store). The event is retried past that.
+    """
+    return isinstance(error, UnavailableError | TimeoutError | ConnectionError)
+
+
+def retry_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential back-off: base, 2×base, 4×base, … never more than `cap`."""
+    return min(base * 2 ** min(max(attempt - 1, 0), 30), cap)
+
+
+async def _retry_or_drop(message: Msg, delays: tuple[float, float], error: BaseException) -> float | None:
+    """Redeliver a failed event later; returns the delay, or None when it is dropped.
+
+    A transient failure (see `is_transient`) is retried with exponential back-off
+    for as long as it lasts; any other after the base delay. `delays` is
+    (base, cap). Any other failure is given up after MAX_DELIVERIES attempts: an
+    event that fails every time (a poison message) would otherwise hold its
+    consumer back forever; it is logged with its subject and stream sequence so
+    an operator can replay it from the stream.
     """
     attempts = message.metadata.num_delivered if message.metadata else 1
-    if attempts < MAX_DELIVERIES:
-        logger.exception("event handling failed; it will be redelivered",
-                         extra={"subject": message.subject, "attempt": attempts})
+    if is_transient(error) or attempts < MAX_DELIVERIES:
+        logger.warning(
+            "event handling failed; it will be redelivered",
+            exc_info=error,
+            extra={"subject": message.subject, "attempt": attempts, "reason": str(error)},
+        )
+        base, cap = delays
+        delay = retry_delay(attempts, base, cap) if is_transient(error) else base
         await message.nak(delay=delay)
-        return True
-    logger.exception(
+        return delay
+    logger.error(
         "event handling failed %d times; event dropped", attempts,
+        exc_info=error,
         extra={"subject": message.subject, "stream_sequence": message.metadata.sequence.stream},
     )
     await message.term()
-    return False
+    return None
 
 
 def _decode(message: Msg) -> dict[str, Any] | None:

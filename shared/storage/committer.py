@@ -129,6 +129,10 @@ class Committer:
                 return self._fail(batch, exc)
             return await self._commit_one_by_one(batch)
         except TaskRouterError as exc:  # the store is unreachable or refused the write
+            if len(batch) > 1:
+                # One decision may be the cause (a document held by the open
+                # transaction of a crashed process): let the others through.
+                return await self._commit_one_by_one(batch)
             logger.warning("store write failed", extra={"reason": exc.message})
             return self._fail(batch, exc)
         except PyMongoError as exc:

@@ -94,8 +94,11 @@ def test_a_killed_service_loses_nothing(own_stack, service, tmp_path):
     wait_healthy(stack.env["TASKROUTER_PUBLIC_URL"])
 
     second = ws.tasks.create(attributes=json.dumps({"n": 2}))
+    # A service killed inside a store transaction leaves it open; the documents it
+    # held conflict until the store reaps it, up to 60 s later (MongoDB does the
+    # same), and the events that touch them are retried with back-off past that.
     for task in (first, second):
-        eventually(lambda t=task: ws.tasks(t.sid).reservations.list(), timeout=45)
+        eventually(lambda t=task: ws.tasks(t.sid).reservations.list(), timeout=120)
     reservations = [r for t in (first, second) for r in ws.tasks(t.sid).reservations.list()]
     assert len(reservations) == 2
     assert {r.worker_sid for r in reservations} == {worker.sid}

@@ -8,7 +8,14 @@ import nats
 import orjson
 import pytest
 
-from shared.consumer import MAX_DELIVERIES, EventConsumer, KeyedEventConsumer
+from shared.consumer import (
+    MAX_DELIVERIES,
+    EventConsumer,
+    KeyedEventConsumer,
+    is_transient,
+    retry_delay,
+)
+from shared.errors import UnavailableError
 from shared.runtime import ensure_event_stream
 from shared.settings import CommonSettings, load
 from shared.subjects import Subjects
@@ -109,3 +116,45 @@ async def test_a_barrier_event_waits_for_earlier_events_and_holds_back_later_one
     finally:
         await consumer.stop()
     assert order == ["WTslow", "WTbarrier", "WTafter"]
+
+
+async def test_a_transient_failure_is_retried_past_the_poison_limit_in_order(isolated_env):
+    """The store answering "not now" for longer than MAX_DELIVERIES attempts loses nothing.
+
+    This is what a process killed inside a store transaction causes: the documents
+    it held conflict until the store reaps the transaction, up to a minute later.
+    """
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    handled: list[tuple[str, int]] = []
+    failures = {"left": MAX_DELIVERIES + 3}
+
+    async def handle(body: dict) -> None:
+        if body["task"] == "WTheld" and failures["left"] > 0:
+            failures["left"] -= 1
+            raise UnavailableError("the store failed: OperationFailure")
+        handled.append((body["task"], body["n"]))
+
+    subjects = Subjects(settings.subject_prefix)
+    consumer = KeyedEventConsumer(
+        settings.nats_url, handler=handle, key_of=lambda b: b["task"],
+        stream=subjects.event_stream, filter_subject=subjects.events_matching(),
+        durable="transient-probe", retry_delay=0.01, max_retry_delay=0.05,
+    )
+    await consumer.start()
+    try:
+        await _publish(settings, [{"task": t, "n": n} for n in range(3) for t in ("WTheld", "WTfree")])
+        await _until(lambda: len(handled) == 6, seconds=30)
+    finally:
+        await consumer.stop()
+
+    assert failures["left"] == 0
+    assert [n for t, n in handled if t == "WTheld"] == [0, 1, 2]
+    assert [n for t, n in handled if t == "WTfree"] == [0, 1, 2]
+
+
+def test_transient_errors_back_off_exponentially_up_to_the_cap():
+    assert [retry_delay(attempt, 1.0, 10.0) for attempt in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert is_transient(UnavailableError("the store did not answer"))
+    assert is_transient(TimeoutError())
+    assert not is_transient(RuntimeError("a bug"))
