@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pymongo import DeleteOne, ReplaceOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne
 
 from services.workflow_router.routing import RoutingPosition
 from shared.storage import collections as c
@@ -55,6 +55,11 @@ def save(record: PositionRecord) -> Write:
         c.ROUTING_POSITIONS,
         ReplaceOne({"_id": record.task_sid}, record.to_document(), upsert=True),
     )
+
+
+def insert(record: PositionRecord) -> Write:
+    """A task's first position; a duplicate key (it exists) is a ConflictError."""
+    return Write(c.ROUTING_POSITIONS, InsertOne(record.to_document()))
 
 
 def forget(task_sid: str) -> Write:

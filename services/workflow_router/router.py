@@ -41,6 +41,7 @@ from services.workflow_router.routing import (
 )
 from shared.commands import RemoveTask, RouteTask
 from shared.config_view import ConfigView, is_configuration_event
+from shared.errors import ConflictError
 from shared.events import Event, make_event
 from shared.runtime import ServiceRuntime
 from shared.storage import collections as c
@@ -183,12 +184,25 @@ class Router:
                         await self._reevaluate(record)
 
     async def _on_task_created(self, body: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        try:
+            await self._enter(body, data)
+        except ConflictError:
+            # The first position exists already: recorded by a replica that owned
+            # the workspace before and not loaded here. Go on from where it stands
+            # instead of entering the workflow twice.
+            stored = await self.runtime.db[c.ROUTING_POSITIONS].find_one({"_id": data["task_sid"]})
+            if stored is None:
+                raise
+            self._remember(PositionRecord.model_validate(stored))
+            await self._send_current(self.records[data["task_sid"]])
+
+    async def _enter(self, body: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         task_sid = data["task_sid"]
         if task_sid in self.records:
             await self._send_current(self.records[task_sid])
             return
-        if await self.runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task_sid}, {"_id": 1}):
-            return
+        # Every stored position is in memory (loaded before events are consumed),
+        # so a task not in `records` has none: no store read here.
         now = self.clock()
         record = PositionRecord(
             task_sid=task_sid,
@@ -287,7 +301,7 @@ class Router:
                 return
             await self._save(moved, events)
         else:
-            await self._save(moved, events)
+            await self._save(moved, events, first=cause == "entered")
             outcome = await self._send(moved, target, defer=False)
         await self._after_send(moved, outcome)
 
@@ -324,7 +338,7 @@ class Router:
     async def _enter_direct(self, record: PositionRecord, target: str) -> None:
         field = "direct_queue_sid" if target.startswith("WQ") else "direct_worker_sid"
         record = record.model_copy(update={field: target, "queue_sid": target if field == "direct_queue_sid" else None})
-        await self._save(record.model_copy(update={"seq": 1}))
+        await self._save(record.model_copy(update={"seq": 1}), first=True)
         outcome = await self._send_current(self.records[record.task_sid])
         if outcome == "gone":
             await self._finish(record.task_sid)
@@ -376,8 +390,10 @@ class Router:
         return (result or {}).get("outcome", "waiting")
 
     # -- bookkeeping ---------------------------------------------------------------
-    async def _save(self, record: PositionRecord, events: list[Event] | None = None) -> None:
-        await self.runtime.committer.commit([positions.save(record)], events or [])
+    async def _save(self, record: PositionRecord, events: list[Event] | None = None, *, first: bool = False) -> None:
+        """Record a position; `first` for a task's first one (an insert, cheaper than an upsert)."""
+        write = positions.insert(record) if first else positions.save(record)
+        await self.runtime.committer.commit([write], events or [])
         self._remember(record)
 
     def _remember(self, record: PositionRecord) -> None:

@@ -227,7 +227,7 @@ async def test_reservation_timeout_armed_on_a_killed_dispatcher_still_fires(syst
 
 
 async def test_step_timeout_armed_on_a_killed_router_still_moves_the_task(system):
-    step_timeout = 6
+    step_timeout = 12  # long enough that a loaded machine still kills the router before it
     worlds = await _seed(system, first_step_timeout=step_timeout)
     system.start("services.queue_dispatcher", 1)
     system.start("services.workflow_router", 2)

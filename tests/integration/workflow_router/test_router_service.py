@@ -174,3 +174,30 @@ async def test_unmatched_task_goes_to_default_filter(world):
     await _create_task(peer, workspace, workflow, {"type": "sales"})
     routed = await dispatcher.next()
     assert routed["queue_sid"] == queues[2].sid
+
+
+async def test_a_position_recorded_elsewhere_is_continued_not_entered_twice(world):
+    """A first position already in the store (written by the replica that owned the
+    workspace before) is picked up where it stands: no second entry, same step."""
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1, "timeout": 90}])
+    task_sid = new_sid(SidPrefix.TASK)
+    await runtime.db[c.ROUTING_POSITIONS].insert_one({
+        "_id": task_sid, "task_sid": task_sid, "account_sid": workspace.account_sid,
+        "workspace_sid": workspace.sid, "workflow_sid": workflow.sid,
+        "task_attributes": json.dumps({"type": "support"}), "task_created_at": T0,
+        "seq": 2, "filter_index": 0, "step_index": 1, "step_entered_at": T0 + timedelta(seconds=30),
+        "queue_sid": queues[1].sid, "deadline": T0 + timedelta(seconds=90),
+    })
+    task = Task(sid=task_sid, account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                attributes=json.dumps({"type": "support"}), workflow_sid=workflow.sid, date_created=T0)
+    event = make_event("task.created", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                       resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
+    await peer.committer.commit([], [event])
+
+    command = await dispatcher.next()
+    assert (command["queue_sid"], command["seq"]) == (queues[1].sid, 2)
+    assert router.records[task_sid].step_index == 1
+    assert dispatcher.commands.empty()  # no entry at step 0 was sent
+    stored = await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task_sid})
+    assert (stored["seq"], stored["step_index"]) == (2, 1)
