@@ -208,6 +208,11 @@ async def main_async(args: argparse.Namespace, stack: devstack.Stack) -> dict:
             phase = await drive(http, ws, workflow, rate, args.seconds, reserved)
             after = cpu_seconds(stack)
             phase["cpu_seconds"] = {k: round(after[k] - before[k], 2) for k in after}
+            # CPU milliseconds per routed task, per process: where the time goes.
+            routed = max(1, phase["reserved"])
+            phase["cpu_ms_per_task"] = {
+                k: round(1000 * (after[k] - before[k]) / routed, 2) for k in after
+            }
             phases.append(phase)
             print(json.dumps(phase), flush=True)
         await connection.close()
