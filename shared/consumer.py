@@ -11,7 +11,11 @@ So this module fetches with nats-py directly: up to `batch_size` events at once,
 acknowledged after their handler returns, negatively acknowledged (redelivered
 after `retry_delay`) when it raises.
 
-`EventConsumer` hands each fetched batch to one handler, in stream order.
+`EventConsumer` hands each fetched batch to one handler, in stream order. With
+`with_sequence=True` the handler gets `(stream sequence, body)` pairs instead of
+bodies, and `start(from_sequence=N)` recreates the durable consumer so delivery
+starts at stream sequence N: a handler that keeps its own progress (the last
+sequence it made durable) resumes exactly there, whatever was acknowledged.
 `KeyedEventConsumer` calls a handler per event: events with the same key (say,
 the same task) are handled one after another in stream order, events with
 different keys concurrently; when one fails, the later events of its key are
@@ -33,12 +37,14 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError as JsNotFoundError
 
 from shared.errors import UnavailableError
 
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+SequencedBatchHandler = Callable[[Sequence[tuple[int, dict[str, Any]]]], Awaitable[None]]
 EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 KeyOf = Callable[[dict[str, Any]], str | None]
 
@@ -55,11 +61,12 @@ class EventConsumer:
         stream: str,
         filter_subject: str,
         durable: str,
-        handler: BatchHandler,
+        handler: BatchHandler | SequencedBatchHandler,
         batch_size: int = 256,
         wait: float = 1.0,
         retry_delay: float = 1.0,
         max_retry_delay: float = 10.0,
+        with_sequence: bool = False,
     ) -> None:
         self._servers = nats_url.split(",")
         self._stream = stream
@@ -70,6 +77,7 @@ class EventConsumer:
         self._wait = wait
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
+        self._with_sequence = with_sequence
         self._connection: Client | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -77,10 +85,17 @@ class EventConsumer:
     def _retry_delays(self) -> tuple[float, float]:
         return self._retry_delay, self._max_retry_delay
 
-    async def start(self) -> None:
+    async def start(self, from_sequence: int | None = None) -> None:
+        """Connect and consume; `from_sequence` restarts delivery at that stream sequence.
+
+        Without it, an existing durable consumer continues after what was
+        acknowledged. With it, the durable consumer is deleted and created again
+        starting there, so it must not be in use elsewhere (one replica).
+        """
         self._connection = await nats.connect(
             self._servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5
         )
+        js = self._connection.jetstream()
         config = ConsumerConfig(
             durable_name=self._durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -90,7 +105,12 @@ class EventConsumer:
             # the default 30 s held routing up that long after a crash.
             ack_wait=ACK_WAIT,
         )
-        subscription = await self._connection.jetstream().pull_subscribe(
+        if from_sequence is not None:
+            with contextlib.suppress(JsNotFoundError):
+                await js.delete_consumer(self._stream, self._durable)
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = max(from_sequence, 1)
+        subscription = await js.pull_subscribe(
             self._filter, durable=self._durable, stream=self._stream, config=config
         )
         self._task = asyncio.create_task(
@@ -127,9 +147,8 @@ class EventConsumer:
         await self._deliver_batch(messages)
 
     async def _deliver_batch(self, messages: list[Msg]) -> None:
-        bodies = [_decode(message) for message in messages]
         try:
-            await self._handler([body for body in bodies if body is not None])
+            await self._handler(self._batch_of(messages))
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -142,6 +161,13 @@ class EventConsumer:
             await _retry_or_drop(messages[0], self._retry_delays, error)
             return
         await asyncio.gather(*(m.ack() for m in messages))
+
+    def _batch_of(self, messages: list[Msg]) -> list[Any]:
+        """What the handler gets: decoded bodies, or (stream sequence, body) pairs."""
+        decoded = [(message, _decode(message)) for message in messages]
+        if self._with_sequence:
+            return [(_sequence(m), body) for m, body in decoded if body is not None]
+        return [body for _, body in decoded if body is not None]
 
 
 class KeyedEventConsumer(EventConsumer):
@@ -290,6 +316,12 @@ async def _retry_or_drop(message: Msg, delays: tuple[float, float], error: BaseE
     )
     await message.term()
     return None
+
+
+def _sequence(message: Msg) -> int:
+    """The stream sequence of a message a JetStream consumer delivered."""
+    assert message.metadata is not None, "not a JetStream message"
+    return message.metadata.sequence.stream
 
 
 def _decode(message: Msg) -> dict[str, Any] | None:

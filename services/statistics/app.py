@@ -1,22 +1,32 @@
-"""Wiring of the statistics service: one batched event consumer, one query handler."""
+"""Wiring of the statistics service: one batched event consumer, one query handler.
+
+Counted events are kept in memory and flushed to the store periodically (see
+`tally`); at start the consumer resumes right after the last flushed event.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from shared.consumer import EventConsumer
+from nats.js.errors import NotFoundError as JsNotFoundError
+
 from services.statistics.handlers import StatisticsHandlers
 from services.statistics.realtime import RealtimeState
 from services.statistics.settings import StatisticsSettings
 from services.statistics.store import StatisticsStore
+from services.statistics.tally import Tally
 from shared.bus import command_reply
 from shared.config_view import ConfigView
+from shared.consumer import EventConsumer
 from shared.runtime import ServiceRuntime
 from shared.subjects import STATISTICS
 from shared.timers import system_clock
+
+logger = logging.getLogger(__name__)
 
 QUERY_ACTION = "statistics.query"
 
@@ -25,6 +35,7 @@ QUERY_ACTION = "statistics.query"
 class StatisticsService:
     runtime: ServiceRuntime
     handlers: StatisticsHandlers
+    consumer: EventConsumer
 
 
 def build(
@@ -32,14 +43,15 @@ def build(
 ) -> StatisticsService:
     """The runtime with the statistics handlers registered (not started)."""
     runtime = ServiceRuntime(STATISTICS, settings)
-    seen_retention = timedelta(days=settings.event_stream_max_age_days + 1)
-    store = StatisticsStore(
-        runtime.db, runtime.committer, seen_retention=seen_retention
+    store = StatisticsStore(runtime.db, runtime.committer)
+    tally = Tally(store, max_pending=settings.flush_events)
+    handlers = StatisticsHandlers(
+        RealtimeState(), store, ConfigView(runtime.db), clock, tally
     )
-    handlers = StatisticsHandlers(RealtimeState(), store, ConfigView(runtime.db), clock)
-    # TODO: replicas share this durable consumer, so each sees only part of the
-    # events; cumulative figures stay right, but real-time figures are only right
-    # with one replica. Several replicas need a per-replica consumer for the state.
+    # TODO: exactly one replica: the consumer is recreated at start from this
+    # replica's progress, and real-time figures live in its memory. Several
+    # replicas need a consumer and a progress per replica (and a way to share
+    # the counting), not this durable consumer.
     consumer = EventConsumer(
         settings.nats_url,
         stream=runtime.subjects.event_stream,
@@ -48,6 +60,7 @@ def build(
         handler=handlers.on_events,
         batch_size=settings.event_batch_size,
         wait=settings.event_batch_wait,
+        with_sequence=True,
     )
 
     @runtime.command_subscriber(QUERY_ACTION)
@@ -56,12 +69,47 @@ def build(
         return await handlers.on_query(body)
 
     # The snapshot is loaded before consuming: events held back meanwhile wait in
-    # the durable consumer, and the ones the snapshot already reflects are no-ops.
+    # the stream, and the ones the snapshot already reflects are no-ops.
     @runtime.on_ready
     async def load_state() -> None:
         await handlers.load()
-        await consumer.start()
+        progress = await resume_point(runtime, store)
+        tally.resume(progress)
+        await consumer.start(from_sequence=progress + 1)
+        runtime.background(
+            tally.flush_periodically(settings.flush_seconds), "statistics-flush"
+        )
+        logger.info("statistics resumed", extra={"after_sequence": progress})
 
     runtime.on_stop(consumer.stop)
+    runtime.on_stop(handlers.flush)  # after the consumer: nothing is counted later
 
-    return StatisticsService(runtime, handlers)
+    return StatisticsService(runtime, handlers, consumer)
+
+
+async def resume_point(runtime: ServiceRuntime, store: StatisticsStore) -> int:
+    """The stream sequence the buckets include, recorded as the progress.
+
+    Before the first flush there is no progress: then it is what the durable
+    consumer acknowledged (earlier versions counted an event before
+    acknowledging it), or 0 for a new system. A progress beyond the end of the
+    stream means the stream was created anew: counting starts at its start.
+    """
+    js = runtime.broker.connection.jetstream()
+    stream = runtime.subjects.event_stream
+    progress = await store.progress()
+    if progress is None:
+        try:
+            info = await js.consumer_info(stream, STATISTICS)
+            progress = info.ack_floor.stream_seq if info.ack_floor else 0
+        except JsNotFoundError:
+            progress = 0
+    last = (await js.stream_info(stream)).state.last_seq
+    if progress > last:
+        logger.error(
+            "statistics progress is beyond the event stream; counting from its start",
+            extra={"progress": progress, "stream_last_sequence": last},
+        )
+        progress = 0
+    await store.set_progress(progress)
+    return progress

@@ -1,35 +1,49 @@
 """What the statistics service does with each batch of events and each query.
 
-Events arrive in batches, in stream order. For each batch:
+Events arrive in batches, in stream order, as (stream sequence, envelope). For
+each event not counted before (see `tally` for how repeats are recognised):
 1. follow configuration changes (reload the workspace, recompute eligibility),
 2. bring the real-time state up to date (idempotent, see `realtime`),
-3. count the events not counted before into buckets, in one commit that also
-   marks them seen (see `store`).
-A failure in step 3 raises, so the whole batch is redelivered; steps 1-2 then
-repeat harmlessly and step 3 skips what was already counted.
+3. count it in memory; the tally writes the counts to the store periodically,
+   at once when many wait, before a cumulative query, and at stop.
+
+Nothing here raises, so the consumer never redelivers out of order: counting
+by sequence needs every event handled in stream order. A step that fails
+because the store is unreachable is retried (holding back later events) until
+it succeeds; one that fails for any other reason is logged and the event is
+counted without it.
+
+TODO: a `worker.deleted` counted but not flushed before a crash loses the
+worker's last activity interval: after the restart the snapshot no longer
+holds the worker, so its time in its last activity is unknown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
 
-from services.statistics.aggregates import ActivityInterval, BucketBatch
+from services.statistics.aggregates import ActivityInterval
 from services.statistics.queries import StatisticsQueries
 from services.statistics.realtime import RealtimeState
 from services.statistics.store import StatisticsStore
+from services.statistics.tally import Tally
 from shared.commands import StatisticsQuery
 from shared.config_view import ConfigView, WorkspaceConfig, is_configuration_event
-from shared.errors import ConflictError, DomainValidationError
+from shared.consumer import is_transient, retry_delay
+from shared.errors import DomainValidationError
 from shared.events import Event
 
 logger = logging.getLogger(__name__)
 
-_COMMIT_ATTEMPTS = 3
+# Back-off of a step retried while the store is unreachable (first, longest).
+_RETRY_DELAYS = (0.5, 10.0)
 
 
 class StatisticsHandlers:
@@ -41,13 +55,13 @@ class StatisticsHandlers:
         store: StatisticsStore,
         config: ConfigView,
         clock: Callable[[], datetime],
+        tally: Tally,
     ) -> None:
         self.state = state
         self.store = store
         self.config = config
+        self.tally = tally
         self.queries = StatisticsQueries(state, store, config, clock)
-        self._clock = clock
-        self._closed_by_deletion: dict[str, ActivityInterval] = {}
         config.on_change(self._on_configuration_change)
 
     async def load(self) -> None:
@@ -65,29 +79,61 @@ class StatisticsHandlers:
             "statistics state loaded", extra={"open_tasks": tasks, "workers": workers}
         )
 
-    async def on_events(self, bodies: Sequence[dict[str, Any]]) -> None:
-        """Follow and count a batch of event envelopes, in order."""
-        events = [event for event in map(_parse_event, bodies) if event is not None]
+    async def on_events(self, batch: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Follow and count a batch of (stream sequence, envelope), in order."""
         loaded: set[str] = set()
-        for event in events:
-            await self._follow_configuration(event, loaded)
-            self._remember_deletion(event)
-            self.state.apply_event(event)
-        await self._count(events)
-        for event in events:
-            self._closed_by_deletion.pop(event.sid, None)
+        for sequence, body in batch:
+            if self.tally.is_counted(sequence):
+                continue  # redelivered
+            event = _parse_event(body)
+            if event is None or self.tally.is_counted(sequence, event.sid):
+                self.tally.pass_over(sequence)  # not understood, or published twice
+                continue
+            closed = await self._follow(event, loaded)
+            self.tally.add(sequence, event, closed)
+        if self.tally.full:
+            await self._flush_now()
 
     async def on_query(self, body: dict[str, Any]) -> Any:
-        """Answer one `StatisticsQuery`."""
+        """Answer one `StatisticsQuery`; cumulative figures include every counted event."""
         try:
             query = StatisticsQuery.model_validate(body)
         except ValidationError as exc:
             raise DomainValidationError(
                 f"malformed statistics query: {exc.errors()[0]['msg']}"
             ) from None
+        if not is_realtime_only(query.route):
+            await self.tally.flush()
         return await self.queries.answer(query)
 
+    async def flush(self) -> None:
+        """Write every counted event to the store (periodically and at stop)."""
+        await self.tally.flush()
+
     # -- steps -----------------------------------------------------------------------
+    async def _flush_now(self) -> None:
+        """Flush, holding back later events while the store is unreachable."""
+        try:
+            await _until_done(self.tally.flush, "flush of many pending events")
+        except Exception:
+            logger.exception("statistics flush failed; the events stay pending")
+
+    async def _follow(self, event: Event, loaded: set[str]) -> ActivityInterval | None:
+        """Steps 1 and 2 for one event; the activity interval a deletion closes."""
+        try:
+            await _until_done(
+                lambda: self._follow_configuration(event, loaded), "configuration load"
+            )
+            closed = self._closed_by_deletion(event)
+            self.state.apply_event(event)
+            return closed
+        except Exception:
+            logger.exception(
+                "event not followed; counted all the same",
+                extra={"event_sid": event.sid, "event_type": event.event_type},
+            )
+            return None
+
     async def _follow_configuration(self, event: Event, loaded: set[str]) -> None:
         """Reload on configuration events; load a workspace first seen (once a batch,
         so events of a workspace that no longer exists do not each read the store)."""
@@ -107,18 +153,14 @@ class StatisticsHandlers:
         targets = {sid: queue.target_workers for sid, queue in config.queues.items()}
         self.state.set_queues(workspace_sid, targets)
 
-    def _remember_deletion(self, event: Event) -> None:
-        """A deleted worker's last activity interval ends with its deletion.
-
-        Kept until the batch is counted: if the commit fails, the redelivered
-        `worker.deleted` finds the worker already gone from the state.
-        """
+    def _closed_by_deletion(self, event: Event) -> ActivityInterval | None:
+        """A deleted worker's last activity interval ends with its deletion."""
         if event.event_type != "worker.deleted":
-            return
+            return None
         worker = self.state.worker(event.workspace_sid, event.resource_sid)
         if worker is None:
-            return
-        self._closed_by_deletion[event.sid] = ActivityInterval(
+            return None
+        return ActivityInterval(
             event.workspace_sid,
             worker.sid,
             worker.activity_sid,
@@ -127,33 +169,36 @@ class StatisticsHandlers:
             event.sid,
         )
 
-    async def _count(self, events: list[Event]) -> None:
-        """Count events not counted before; retry when a repeat raced in meanwhile."""
-        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-            unseen = await self.store.unseen(e.sid for e in events)
-            batch = _bucket_batch(events, unseen, self._closed_by_deletion)
-            try:
-                await self.store.record(unseen, batch, self._clock())
-                return
-            except ConflictError:
-                if attempt == _COMMIT_ATTEMPTS:
-                    raise
-                logger.warning("events counted meanwhile; counting the rest again")
+
+def is_realtime_only(route: str) -> bool:
+    """Routes answered from memory alone (no buckets, so no flush needed first)."""
+    return route.endswith((".realtime", ".realtime_bulk"))
 
 
-def _bucket_batch(
-    events: Iterable[Event], unseen: set[str], closed: dict[str, ActivityInterval]
-) -> BucketBatch:
-    batch = BucketBatch()
-    counted: set[str] = set()
-    for event in events:
-        if event.sid not in unseen or event.sid in counted:
-            continue
-        counted.add(event.sid)
-        batch.add_event(event)
-        if event.sid in closed:
-            batch.add_interval(closed[event.sid])
-    return batch
+async def _until_done(step: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run `step`, again and again with back-off while the store is unreachable.
+
+    This holds back the events after it, which is what keeps them in order; a
+    failure that is not transient is raised. `ConnectionFailure` counts as
+    transient too: the configuration view reads the store without translating
+    its errors.
+    """
+    attempt = 1
+    while True:
+        try:
+            await step()
+            return
+        except Exception as error:
+            if not (is_transient(error) or isinstance(error, ConnectionFailure)):
+                raise
+            delay = retry_delay(attempt, *_RETRY_DELAYS)
+            logger.warning(
+                "%s failed; retrying",
+                what,
+                extra={"attempt": attempt, "reason": str(error)},
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
 
 
 def _parse_event(body: Any) -> Event | None:

@@ -15,7 +15,7 @@ class StatisticsSettings(CommonSettings):
         validation_alias=AliasChoices(
             "STATISTICS_EVENT_BATCH_SIZE", "event_batch_size"
         ),
-        description="Events fetched and counted in one commit at most.",
+        description="Events fetched and handed to the counting at once at most.",
     )
     event_batch_wait: float = Field(
         1.0,
@@ -23,4 +23,14 @@ class StatisticsSettings(CommonSettings):
             "STATISTICS_EVENT_BATCH_WAIT", "event_batch_wait"
         ),
         description="Longest wait of one fetch; events already there come at once.",
+    )
+    flush_seconds: float = Field(
+        1.0,
+        validation_alias=AliasChoices("STATISTICS_FLUSH_SECONDS", "flush_seconds"),
+        description="Counted events are written to the store this often (one commit).",
+    )
+    flush_events: int = Field(
+        10_000,
+        validation_alias=AliasChoices("STATISTICS_FLUSH_EVENTS", "flush_events"),
+        description="Counted events waiting in memory that make a flush happen at once.",
     )

@@ -1,18 +1,24 @@
-"""The statistics service's storage: buckets and intervals, de-duplication, snapshots.
+"""The statistics service's storage: buckets and intervals, progress, snapshots.
 
 Owned collections (this service is their only writer):
 
-    statistics_buckets  counter buckets
-                        `{_id, g: "m"|"h", ws, scope, sid, ch, t, c, d, h}`
-                        and activity intervals `{_id: "iv|<EV>", g: "iv", ws, scope:
-                        "worker", sid, activity_sid, start, t: end}`; both expire after
-                        32 days (`expire_at`)
-    statistics_seen     `{_id: <event SID>, at}`: events already counted; expire after
-                        the event stream's retention plus a day
+    statistics_buckets   counter buckets
+                         `{_id, g: "m"|"h", ws, scope, sid, ch, t, c, d, h}`
+                         and activity intervals `{_id: "iv|<EV>", g: "iv", ws, scope:
+                         "worker", sid, activity_sid, start, t: end}`; both expire after
+                         32 days (`expire_at`)
+    statistics_progress  `{_id: "events", sequence}`: the last event-stream sequence
+                         whose events the buckets include
 
-A batch of events is counted in one commit that also marks them seen, so a
-redelivered event is either dropped by `unseen()` or, if it raced in, makes the
-commit fail on the unique `_id` and is redelivered again, then dropped.
+Counted events reach the store in one commit per flush (see `tally`): the bucket
+increments and the new progress, written only if the progress is still what
+the flush started from, so a flush applied twice (retried after an answer that
+was lost) fails on the progress instead of counting twice. (A store without
+transactions, a standalone MongoDB, applies the buckets even then; see the
+committer.)
+
+The collection `statistics_seen` of earlier versions (one document per counted
+event) is no longer written; its documents expire on their own.
 
 Read-only: the queue-dispatcher's `tasks` and `workers`, for the start-up snapshot.
 """
@@ -20,13 +26,18 @@ Read-only: the queue-dispatcher's `tasks` and `workers`, for the start-up snapsh
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.statistics.aggregates import WORKER, ActivityInterval, BucketBatch, Delta
+from services.statistics.aggregates import (
+    WORKER,
+    ActivityInterval,
+    BucketBatch,
+    BucketKey,
+    Delta,
+)
 from services.statistics.realtime import OPEN_STATUSES
 from services.statistics.windows import Window, bucket_ranges
 from shared.models import Task, Worker
@@ -34,18 +45,17 @@ from shared.storage import collections as c
 from shared.storage.committer import Committer, Write
 from shared.storage.mongo import translate_errors
 
+PROGRESS_ID = "events"
+
 
 class StatisticsStore:
     """Reads and writes of the statistics service."""
 
-    def __init__(
-        self, db: AsyncDatabase[Any], committer: Committer, *, seen_retention: timedelta
-    ) -> None:
+    def __init__(self, db: AsyncDatabase[Any], committer: Committer) -> None:
         self._db = db
         self._committer = committer
         self._buckets = db[c.STATISTICS_BUCKETS]
-        self._seen = db[c.STATISTICS_SEEN]
-        self._seen_retention = seen_retention
+        self._progress = db[c.STATISTICS_PROGRESS]
 
     async def ensure_indexes(self) -> None:
         await self._buckets.create_index(
@@ -59,49 +69,45 @@ class StatisticsStore:
             name="by_scope_and_time",
         )
         await self._buckets.create_index("expire_at", expireAfterSeconds=0)
-        await self._seen.create_index(
-            "at", expireAfterSeconds=int(self._seen_retention.total_seconds())
+
+    # -- progress --------------------------------------------------------------------
+    async def progress(self) -> int | None:
+        """The last stream sequence the buckets include; None before the first start."""
+        doc = await translate_errors(
+            lambda: self._progress.find_one({"_id": PROGRESS_ID})
+        )
+        return None if doc is None else int(doc["sequence"])
+
+    async def set_progress(self, sequence: int) -> None:
+        """Set the progress outright (at start, before counting)."""
+        await translate_errors(
+            lambda: self._progress.replace_one(
+                {"_id": PROGRESS_ID},
+                {"_id": PROGRESS_ID, "sequence": sequence},
+                upsert=True,
+            )
         )
 
     # -- writing ---------------------------------------------------------------------
-    async def unseen(self, event_sids: Iterable[str]) -> set[str]:
-        """The SIDs among `event_sids` not counted yet."""
-        wanted = set(event_sids)
-        if not wanted:
-            return wanted
-        cursor = self._seen.find({"_id": {"$in": list(wanted)}}, {"_id": 1})
-        seen = {doc["_id"] async for doc in cursor}
-        return wanted - seen
+    async def record(self, batch: BucketBatch, previous: int, sequence: int) -> None:
+        """Add `batch` to the buckets and move the progress from `previous` to
+        `sequence`, in one commit.
 
-    async def record(
-        self, event_sids: Iterable[str], batch: BucketBatch, now: datetime
-    ) -> None:
-        """Add `batch` to the buckets and mark `event_sids` seen, in one commit.
-
-        Raises ConflictError when one of the events was counted meanwhile.
+        Raises ConflictError when the progress is not `previous` (nothing is written).
         """
-        writes = [
-            Write(c.STATISTICS_SEEN, InsertOne({"_id": sid, "at": now}))
-            for sid in event_sids
-        ]
-        for key, delta in batch.deltas.items():
-            update = {**delta.update_operators(), "$setOnInsert": key.identity()}
-            writes.append(
-                Write(
-                    c.STATISTICS_BUCKETS,
-                    UpdateOne({"_id": key.document_id}, update, upsert=True),
-                )
+        writes = [_bucket_write(key, delta) for key, delta in batch.deltas.items()]
+        writes.extend(_interval_write(interval) for interval in batch.intervals)
+        writes.append(
+            Write(
+                c.STATISTICS_PROGRESS,
+                UpdateOne(
+                    {"_id": PROGRESS_ID, "sequence": previous},
+                    {"$set": {"sequence": sequence}},
+                ),
+                must_match=True,
             )
-        for interval in batch.intervals:
-            doc = interval.to_document()
-            writes.append(
-                Write(
-                    c.STATISTICS_BUCKETS,
-                    ReplaceOne({"_id": doc["_id"]}, doc, upsert=True),
-                )
-            )
-        if writes:
-            await self._committer.commit(writes, [])
+        )
+        await self._committer.commit(writes, [])
 
     # -- reading ---------------------------------------------------------------------
     async def sum_buckets(
@@ -162,3 +168,17 @@ class StatisticsStore:
     async def workers(self) -> AsyncIterator[Worker]:
         async for doc in self._db[c.WORKERS].find({}):
             yield Worker.from_document(doc)
+
+
+def _bucket_write(key: BucketKey, delta: Delta) -> Write:
+    update = {**delta.update_operators(), "$setOnInsert": key.identity()}
+    return Write(
+        c.STATISTICS_BUCKETS, UpdateOne({"_id": key.document_id}, update, upsert=True)
+    )
+
+
+def _interval_write(interval: ActivityInterval) -> Write:
+    doc = interval.to_document()
+    return Write(
+        c.STATISTICS_BUCKETS, ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+    )

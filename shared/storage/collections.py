@@ -4,7 +4,8 @@ gateway:          accounts, api_keys, workspaces, activities, task_channels,
                   task_queues, workflows, rate_windows
 queue-dispatcher: workers, tasks, reservations
 workflow-router:  routing_positions
-statistics:       statistics_buckets, statistics_seen
+statistics:       statistics_buckets, statistics_progress
+                  (statistics_seen: written by earlier versions, expiring)
 events:           events, webhook_deliveries
 every service:    outbox_<service>
 """
@@ -25,7 +26,7 @@ RESERVATIONS = "reservations"
 ROUTING_POSITIONS = "routing_positions"
 
 STATISTICS_BUCKETS = "statistics_buckets"
-STATISTICS_SEEN = "statistics_seen"
+STATISTICS_PROGRESS = "statistics_progress"
 
 EVENTS = "events"
 WEBHOOK_DELIVERIES = "webhook_deliveries"

@@ -158,3 +158,39 @@ def test_transient_errors_back_off_exponentially_up_to_the_cap():
     assert is_transient(UnavailableError("the store did not answer"))
     assert is_transient(TimeoutError())
     assert not is_transient(RuntimeError("a bug"))
+
+
+async def test_batch_consumer_hands_sequences_and_restarts_from_a_chosen_one(isolated_env):
+    """A handler that keeps its own progress resumes at its sequence, acks or not."""
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    subjects = Subjects(settings.subject_prefix)
+    received: list[tuple[int, int]] = []
+
+    async def collect(pairs: list[tuple[int, dict]]) -> None:
+        received.extend((sequence, body["n"]) for sequence, body in pairs)
+
+    def consumer() -> EventConsumer:
+        return EventConsumer(
+            settings.nats_url, handler=collect, with_sequence=True,
+            stream=subjects.event_stream, filter_subject=subjects.events_matching(),
+            durable="sequence-probe", wait=0.2,
+        )
+
+    await _publish(settings, [{"task": "WTa", "n": n} for n in range(5)])
+    first = consumer()
+    await first.start()
+    try:
+        await _until(lambda: len(received) == 5)
+    finally:
+        await first.stop()
+    assert received == [(n + 1, n) for n in range(5)]  # every one acknowledged
+
+    received.clear()
+    again = consumer()
+    await again.start(from_sequence=4)
+    try:
+        await _until(lambda: len(received) == 2)
+    finally:
+        await again.stop()
+    assert received == [(4, 3), (5, 4)]

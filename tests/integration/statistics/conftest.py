@@ -15,12 +15,19 @@ from shared.settings import CommonSettings, load
 
 @pytest.fixture
 async def start_statistics(isolated_env):
-    """`await start(clock)` starts a statistics service; all are stopped afterwards."""
+    """`await start(clock)` starts a statistics service; all are stopped afterwards.
+
+    `env` adds settings, e.g. `{"STATISTICS_FLUSH_SECONDS": "3600"}` so that
+    nothing is flushed but what a test flushes.
+    """
     started: list[StatisticsService] = []
 
-    async def start(clock: Callable[[], datetime]) -> StatisticsService:
+    async def start(
+        clock: Callable[[], datetime], env: dict[str, str] | None = None
+    ) -> StatisticsService:
         settings = load(
-            StatisticsSettings, {**isolated_env, "STATISTICS_EVENT_BATCH_WAIT": "0.5"}
+            StatisticsSettings,
+            {**isolated_env, "STATISTICS_EVENT_BATCH_WAIT": "0.5", **(env or {})},
         )
         service = build(settings, clock)
         await service.runtime.start()

@@ -110,7 +110,7 @@ async def wait_counted(service, events) -> None:
     sids = [e.sid for e in events]
 
     async def counted() -> bool:
-        return not await service.handlers.store.unseen(sids)
+        return service.handlers.tally.counted_all(sids)
 
     await wait_until(counted, what="events counted")
 
@@ -570,8 +570,11 @@ async def test_replayed_events_do_not_change_figures(running, probe, base):
     before = await ask(probe, "workspace", split_by_wait_time=[10, 60])
     workers_before = await ask(probe, "workers")
 
-    # The same batch handed to the service again, as a redelivery would.
-    await service.handlers.on_events([e.model_dump() for e in scenario.events])
+    # The same batch handed to the service again, as a redelivery would: with
+    # the stream sequences they were published at (the first ones of the stream).
+    await service.handlers.on_events(
+        list(enumerate((e.model_dump() for e in scenario.events), start=1))
+    )
     # The same envelopes published again under new message ids (so the stream
     # does not drop them), then a marker to know they were consumed.
     connection = await nats.connect(probe.settings.nats_url)
@@ -617,9 +620,76 @@ async def test_restart_keeps_cumulative_and_rebuilds_realtime(
     assert await ask(probe, "workspace", split_by_wait_time=[10, 60]) == before
     assert await ask(probe, "task_queues") == queues_before
     assert await ask(probe, "workers") == workers_before
-    assert await restarted.runtime.db[c.STATISTICS_SEEN].count_documents({}) == len(
-        scenario.events
+    assert await restarted.handlers.store.progress() == len(scenario.events)
+
+
+NO_PERIODIC_FLUSH = {"STATISTICS_FLUSH_SECONDS": "3600"}
+
+
+async def test_counts_wait_in_memory_until_a_cumulative_query_flushes_them(
+    probe, start_statistics, base
+):
+    await seed_configuration(probe.db, base)
+    service = await start_statistics(
+        FakeClock(base + timedelta(seconds=600)), NO_PERIODIC_FLUSH
     )
+    scenario = build_scenario(base)
+    await publish(probe, scenario.events)
+    await wait_counted(service, scenario.events)
+
+    assert await service.handlers.store.progress() == 0
+    assert await probe.db[c.STATISTICS_BUCKETS].count_documents({}) == 0
+    await ask(probe, "workspace.realtime")  # answered from memory: no flush
+    assert await service.handlers.store.progress() == 0
+
+    answer = await ask(probe, "workspace.cumulative", split_by_wait_time="10,60")
+
+    assert answer == {**IDS, **workspace_cumulative(base)}
+    assert await service.handlers.store.progress() == len(scenario.events)
+
+
+async def test_restart_counts_what_was_not_flushed_once(
+    probe, start_statistics, base, monkeypatch
+):
+    """A crash after events were acknowledged but before their flush loses none,
+    and a restart counts none of the flushed ones again."""
+    await seed_configuration(probe.db, base)
+    clock = FakeClock(base + timedelta(seconds=600))
+    service = await start_statistics(clock, NO_PERIODIC_FLUSH)
+    scenario = build_scenario(base)
+    flushed, pending = scenario.events[:20], scenario.events[20:]
+    await publish(probe, flushed)
+    await wait_counted(service, flushed)
+    await service.handlers.flush()
+    await publish(probe, pending)
+    await wait_counted(service, pending)
+
+    # The process dies: what it counted since the flush is lost with it.
+    async def crash_before_flushing() -> None:
+        pass
+
+    monkeypatch.setattr(service.handlers.tally, "flush", crash_before_flushing)
+    await start_statistics.stop(service)
+    assert await probe.db[c.STATISTICS_PROGRESS].find_one() == {
+        "_id": "events",
+        "sequence": len(flushed),
+    }
+    await scenario.write_dispatcher_state(probe.db)
+    restarted = await start_statistics(clock, NO_PERIODIC_FLUSH)
+    await wait_counted(restarted, pending)
+    # A redelivery of everything, as after an ack that did not reach the stream.
+    await restarted.handlers.on_events(
+        list(enumerate((e.model_dump() for e in scenario.events), start=1))
+    )
+
+    assert await ask(probe, "workspace", split_by_wait_time=[10, 60]) == {
+        **IDS,
+        "cumulative": workspace_cumulative(base),
+        "realtime": WORKSPACE_REALTIME,
+    }
+    workers = await ask(probe, "workers.cumulative")
+    assert workers["activity_durations"] == WORKERS_DURATIONS
+    assert await restarted.handlers.store.progress() == len(scenario.events)
 
 
 # -- the contract's field sets ---------------------------------------------------------
