@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -19,45 +18,60 @@ from shared.errors import DomainValidationError
 from shared.models import utcnow
 from shared.sids import SidPrefix
 from shared.storage import collections as c
+from shared.storage.event_log import (
+    NEWEST_FIRST,
+    channel_keys,
+    list_filter,
+    reference_key,
+    type_key,
+)
 
 router = APIRouter(prefix="/v1/Workspaces/{workspace_sid}/Events")
-SORT = [("event_date_ms", -1), ("_id", -1)]
+SORT = NEWEST_FIRST
 DEFAULT_MINUTES = 15
 RETENTION = timedelta(days=30)
 # Legacy spellings accepted as EventType filters (events.md §1).
 LEGACY_EVENT_TYPES = {"worker.activity": "worker.activity.update"}
+# Reference filters: (parameter, SID prefix, key namespace), most selective first.
 REFERENCE_FILTERS = (
-    ("TaskSid", SidPrefix.TASK, "task_sid"),
-    ("ReservationSid", SidPrefix.RESERVATION, "reservation_sid"),
-    ("WorkerSid", SidPrefix.WORKER, "worker_sid"),
-    ("TaskQueueSid", SidPrefix.TASK_QUEUE, "task_queue_sid"),
-    ("WorkflowSid", SidPrefix.WORKFLOW, "workflow_sid"),
+    ("ReservationSid", SidPrefix.RESERVATION, "reservation"),
+    ("TaskSid", SidPrefix.TASK, "task"),
+    ("WorkerSid", SidPrefix.WORKER, "worker"),
+    ("TaskQueueSid", SidPrefix.TASK_QUEUE, "queue"),
+    ("WorkflowSid", SidPrefix.WORKFLOW, "workflow"),
 )
 
 
 def event_query(config: WorkspaceConfig, params: Params) -> Document:
     """The store filter for the list's parameters (newest first is the sort)."""
-    now = utcnow()
-    conditions: list[Document] = [{"workspace_sid": config.workspace.sid}]
-    conditions.append({"event_date": _window(params, now)})
+    start, end = _window(params, utcnow())
+    query = list_filter(config.workspace.sid, filter_groups(config, params), start, end)
+    if (sid := params.sid("Sid", SidPrefix.EVENT)) is not None:
+        query["_id"] = sid
+    return query
+
+
+def filter_groups(config: WorkspaceConfig, params: Params) -> list[list[str]]:
+    """One group of alternative keys per filter given, most selective first.
+
+    A referenced object's SID narrows most, then the event type, then the
+    channel (alternatives: its SID or its unique name).
+    """
+    groups: list[list[str]] = []
+    for param, prefix, namespace in REFERENCE_FILTERS:
+        if (sid := params.sid(param, prefix)) is not None:
+            groups.append([reference_key(namespace, sid)])
     if (event_type := params.text("EventType")) is not None:
         types = {event_type, LEGACY_EVENT_TYPES.get(event_type, event_type)}
-        conditions.append({"event_type": {"$in": sorted(types)}})
-    for param, prefix, key in REFERENCE_FILTERS:
-        if (sid := params.sid(param, prefix)) is not None:
-            conditions.append({"$or": [{"resource_sid": sid}, {f"event_data.{key}": sid}]})
+        groups.append(sorted(type_key(t) for t in types))
     if (channel := params.text("TaskChannel")) is not None:
         found = config.channel(channel)
-        sid = found.sid if found else channel
-        name = found.unique_name if found else channel
-        conditions.append({"$or": [{"event_data.task_channel_sid": sid},
-                                   {"event_data.task_channel_unique_name": name}]})
-    if (sid := params.sid("Sid", SidPrefix.EVENT)) is not None:
-        conditions.append({"_id": sid})
-    return {"$and": conditions}
+        groups.append(channel_keys(found.sid if found else channel,
+                                   found.unique_name if found else channel))
+    return groups
 
 
-def _window(params: Params, now: Any) -> Document:
+def _window(params: Params, now: datetime) -> tuple[datetime, datetime]:
     """`StartDate`/`EndDate` when given, else the last `Minutes` (default 15)."""
     start = params.date("StartDate")
     end = params.date("EndDate")
@@ -68,9 +82,7 @@ def _window(params: Params, now: Any) -> Document:
         raise DomainValidationError("StartDate must not be after EndDate", param="StartDate")
     # An EndDate older than the retention leaves an empty window (start > end),
     # which matches nothing: an empty list, as for any other quiet period.
-    start = max(start or now - RETENTION, now - RETENTION)
-    end = end or now
-    return {"$gte": start, "$lte": end}
+    return max(start or now - RETENTION, now - RETENTION), end or now
 
 
 @router.get("")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from events_support import WORKSPACE, eventually, seed_configuration, task_event
+from pymongo import IndexModel
 
 from shared.storage import collections as c
+from shared.storage.event_log import KEYS_INDEX, TTL_INDEX, event_keys
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +75,43 @@ async def test_handler_is_idempotent_for_a_whole_batch(start_events_service, rec
     assert sids == {body["sid"] for body in bodies}
 
 
-async def test_event_log_has_ttl_and_filter_indexes(start_events_service):
+async def test_event_log_has_ttl_and_one_filter_index(start_events_service):
     service = await start_events_service()
 
     info = await service.runtime.db[c.EVENTS].index_information()
 
-    assert info["ttl_event_date"]["expireAfterSeconds"] == 30 * 24 * 3600
-    for name in (
-        "by_workspace",
-        "by_event_type",
-        "by_event_data_task_sid",
-        "by_event_data_task_channel_unique_name",
-    ):
-        assert name in info
+    assert info[TTL_INDEX]["expireAfterSeconds"] == 30 * 24 * 3600
+    assert sorted(info) == sorted(["_id_", TTL_INDEX, KEYS_INDEX])
+
+
+async def test_stored_events_carry_their_filter_keys(start_events_service, probe):
+    service = await start_events_service()
+    event = task_event(worker_sid="WK" + "3" * 32)
+
+    await probe.committer.commit([], [event])
+
+    async def stored():
+        return await service.runtime.db[c.EVENTS].find_one({"_id": event.sid})
+
+    doc = await eventually(stored)
+    assert doc["keys"] == event_keys(event.to_document())
+
+
+async def test_a_log_of_an_earlier_version_is_migrated_at_start(start_events_service, probe):
+    log = probe.db[c.EVENTS]
+    await log.create_indexes([
+        IndexModel([("workspace_sid", 1), ("event_date_ms", -1), ("_id", -1)],
+                   name="by_workspace"),
+        IndexModel([("workspace_sid", 1), ("event_data.task_sid", 1)],
+                   name="by_event_data_task_sid"),
+    ])
+    old = [task_event(task_sid=f"WT{i:032d}") for i in range(3)]
+    await log.insert_many([e.to_document() for e in old])
+
+    await start_events_service()
+
+    info = await log.index_information()
+    assert "by_workspace" not in info and "by_event_data_task_sid" not in info
+    for event in old:
+        doc = await log.find_one({"_id": event.sid})
+        assert doc["keys"] == event_keys(event.to_document())

@@ -18,6 +18,7 @@ from twilio.base.exceptions import TwilioRestException
 from shared.events import make_event, task_data
 from shared.models import Reservation, Task, Worker, WorkerChannel, utcnow
 from shared.sids import SidPrefix, new_sid, worker_channel_sid
+from shared.storage.event_log import event_document
 from tests.contract import validate_response
 
 pytestmark = pytest.mark.integration
@@ -188,7 +189,8 @@ def test_tasks_and_reservations_are_read_from_the_dispatcher_collections(http, c
 
 def test_events_are_read_newest_first_with_filters(http, ws, store):
     now = utcnow()
-    task = Task(sid=new_sid(SidPrefix.TASK), account_sid=ws.account_sid, workspace_sid=ws.sid)
+    task = Task(sid=new_sid(SidPrefix.TASK), account_sid=ws.account_sid, workspace_sid=ws.sid,
+                task_channel_sid=new_sid(SidPrefix.TASK_CHANNEL), task_channel_unique_name="fax")
     events = [
         make_event("task.created", account_sid=ws.account_sid, workspace_sid=ws.sid,
                    resource_type="task", resource_sid=task.sid, at=now - timedelta(minutes=1),
@@ -199,7 +201,7 @@ def test_events_are_read_newest_first_with_filters(http, ws, store):
         make_event("task.canceled", account_sid=ws.account_sid, workspace_sid=ws.sid,
                    resource_type="task", resource_sid=task.sid, at=now - timedelta(hours=2)),
     ]
-    store["events"].insert_many([e.to_document() for e in events])
+    store["events"].insert_many([event_document(e) for e in events])
     base = f"/v1/Workspaces/{ws.sid}/Events"
 
     recent = http.get(base).json()
@@ -211,6 +213,16 @@ def test_events_are_read_newest_first_with_filters(http, ws, store):
     legacy = http.get(base, params={"EventType": "worker.activity"}).json()["events"]
     assert [e["sid"] for e in legacy] == [events[1].sid]
     assert len(http.get(base, params={"Minutes": 180}).json()["events"]) == 3
+    both = {"TaskSid": task.sid, "EventType": "task.canceled", "Minutes": 180}
+    assert [e["sid"] for e in http.get(base, params=both).json()["events"]] == [events[2].sid]
+    # A channel unknown to the workspace matches by SID or by unique name.
+    for channel in (task.task_channel_sid, "fax"):
+        found = http.get(base, params={"TaskChannel": channel, "Minutes": 180}).json()["events"]
+        assert [e["sid"] for e in found] == [events[0].sid]
+    first = http.get(base, params={"Minutes": 180, "PageSize": 2}).json()
+    rest = http.get(first["meta"]["next_page_url"]).json()
+    assert [e["sid"] for e in first["events"] + rest["events"]] == [
+        events[1].sid, events[0].sid, events[2].sid]
     one = http.get(f"{base}/{events[2].sid}")
     validate_response("FetchEvent", 200, one.json())
     _status(http.get(base, params={"Minutes": "x"}), 400, "Minutes")
