@@ -25,7 +25,12 @@ class StatisticsSettings(CommonSettings):
         description="Longest wait of one fetch; events already there come at once.",
     )
     flush_seconds: float = Field(
-        1.0,
+        # Each flush writes one minute and one hour bucket per worker that got a
+        # task: a longer interval merges more tasks per worker into one write
+        # (measured 2.1 bucket writes per task at 1 s, 100 tasks/s, 200 workers).
+        # Queries stay exact (a cumulative query flushes first); a crash only
+        # means re-reading this much of the stream.
+        5.0,
         validation_alias=AliasChoices("STATISTICS_FLUSH_SECONDS", "flush_seconds"),
         description="Counted events are written to the store this often (one commit).",
     )
