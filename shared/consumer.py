@@ -19,7 +19,8 @@ sequence it made durable) resumes exactly there, whatever was acknowledged.
 `KeyedEventConsumer` calls a handler per event: events with the same key (say,
 the same task) are handled one after another in stream order, events with
 different keys concurrently; when one fails, the later events of its key are
-not handled but redelivered with it, so their order survives the retry.
+not handled but redelivered with it, so their order survives the retry. A
+barrier event (`is_barrier`) that fails holds back every later event likewise.
 
 Replicas share a consumer (same durable name), so each event is handled once.
 """
@@ -49,6 +50,9 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 KeyOf = Callable[[dict[str, Any]], str | None]
 
 ACK_WAIT = 10.0  # seconds before an event fetched but not acknowledged is redelivered
+
+# The hold key of barrier events: a failed one holds back every later event.
+_BARRIER = ("barrier",)
 
 
 class EventConsumer:
@@ -141,7 +145,14 @@ class EventConsumer:
                 logger.warning("event fetch failed; will retry", exc_info=True)
                 await asyncio.sleep(self._retry_delay)
                 continue
-            await self._deliver(messages)
+            try:
+                await self._deliver(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # An acknowledgement that could not be sent, say: what was not
+                # acknowledged comes back after ACK_WAIT. Consuming must go on.
+                logger.exception("event delivery failed; unacknowledged events come back")
 
     async def _deliver(self, messages: list[Msg]) -> None:
         await self._deliver_batch(messages)
@@ -192,6 +203,10 @@ class KeyedEventConsumer(EventConsumer):
         self._is_barrier = is_barrier or (lambda _: False)
         # key -> (stream sequence of its failed event, when the hold lapses)
         self._held: dict[object, tuple[int, float]] = {}
+        # stream sequence -> deliveries nak'd without handling the event (it
+        # waited for an earlier one): they are not attempts of its own.
+        # TODO: an entry whose event is then handled by another replica stays.
+        self._waits: dict[int, int] = {}
 
     @staticmethod
     async def _unused(_: Sequence[dict[str, Any]]) -> None:  # pragma: no cover
@@ -204,22 +219,37 @@ class KeyedEventConsumer(EventConsumer):
         after the update is never routed with the configuration from before it.
         """
         segment: list[tuple[Msg, dict[str, Any] | None]] = []
+        waiting: list[Msg] = []
         for message in messages:
             body = _decode(message)
-            if body is not None and self._is_barrier(body):
+            if self._is_held(_BARRIER, message):
+                # A barrier before it failed and waits for its redelivery.
+                waiting.append(message)
+            elif body is not None and self._barrier(body):
                 await self._deliver_segment(segment)
-                await self._deliver_in_order([(message, body)])
+                await self._deliver_in_order([(message, body)], _BARRIER)
                 segment = []
             else:
                 segment.append((message, body))
         await self._deliver_segment(segment)
+        await self._postpone(waiting, self._retry_delay)
 
     async def _deliver_segment(self, segment: list[tuple[Msg, dict[str, Any] | None]]) -> None:
         groups: dict[object, list[tuple[Msg, dict[str, Any] | None]]] = {}
-        for index, (message, body) in enumerate(segment):
-            key = self._key_of(body) if body is not None else None
-            groups.setdefault(key if key is not None else ("unordered", index), []).append((message, body))
-        await asyncio.gather(*(self._deliver_in_order(group, key) for key, group in groups.items()))
+        unordered: list[list[tuple[Msg, dict[str, Any] | None]]] = []
+        for message, body in segment:
+            key = self._key(body) if body is not None else None
+            if key is None:
+                unordered.append([(message, body)])  # no key, no hold: nothing waits for it
+            else:
+                groups.setdefault(key, []).append((message, body))
+        for group in groups.values():
+            # Redeliveries can come after later events of their key: restore stream order.
+            group.sort(key=lambda pair: _sequence(pair[0]))
+        await asyncio.gather(
+            *(self._deliver_in_order(group, key) for key, group in groups.items()),
+            *(self._deliver_in_order(group) for group in unordered),
+        )
 
     async def _deliver_in_order(
         self, group: list[tuple[Msg, dict[str, Any] | None]], key: object = None
@@ -227,7 +257,7 @@ class KeyedEventConsumer(EventConsumer):
         if key is not None and self._is_held(key, group[0][0]):
             # An earlier event of this key failed and waits for redelivery: the
             # later ones must not overtake it.
-            await asyncio.gather(*(m.nak(delay=self._retry_delay) for m, _ in group))
+            await self._postpone([m for m, _ in group], self._retry_delay)
             return
         for position, (message, body) in enumerate(group):
             try:
@@ -236,18 +266,57 @@ class KeyedEventConsumer(EventConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                delay = await _retry_or_drop(message, self._retry_delays, error)
+                attempts = _attempts(message) - self._waits.get(_sequence(message), 0)
+                delay = await _retry_or_drop(message, self._retry_delays, error, attempts)
                 if delay is not None:
                     if key is not None:
                         self._hold(key, message, delay)
                     # Later events of this key wait as long, to keep their order.
-                    await asyncio.gather(*(m.nak(delay=delay) for m, _ in group[position + 1 :]))
+                    await self._postpone([m for m, _ in group[position + 1 :]], delay)
                     return
-                self._held.pop(key, None)
+                self._done(key, message)
                 continue
-            if key is not None:
-                self._held.pop(key, None)
+            self._done(key, message)
             await message.ack()
+
+    def _barrier(self, body: dict[str, Any]) -> bool:
+        """`is_barrier(body)`; False for an envelope it cannot judge (it must not stop consuming)."""
+        try:
+            return bool(self._is_barrier(body))
+        except Exception:
+            logger.warning("event envelope not understood; not a barrier", exc_info=True)
+            return False
+
+    def _key(self, body: dict[str, Any]) -> object:
+        """`key_of(body)`; None (no order) for an envelope it cannot read."""
+        try:
+            return self._key_of(body)
+        except Exception:
+            logger.warning("event envelope not understood; handled without order", exc_info=True)
+            return None
+
+    async def _postpone(self, messages: Sequence[Msg], delay: float) -> None:
+        """Redeliver events later without having tried them (they wait for an earlier one).
+
+        JetStream counts these deliveries too; they are remembered so that they
+        do not use up the event's own MAX_DELIVERIES attempts.
+        """
+        for message in messages:
+            sequence = _sequence(message)
+            self._waits[sequence] = self._waits.get(sequence, 0) + 1
+        await asyncio.gather(*(m.nak(delay=delay) for m in messages))
+
+    def _done(self, key: object, message: Msg) -> None:
+        """`message` was handled or dropped: release its key if it was the one held.
+
+        An older event of the key (a redelivery from elsewhere) does not release
+        a hold placed by a newer one.
+        """
+        sequence = _sequence(message)
+        self._waits.pop(sequence, None)
+        held = self._held.get(key)
+        if held is not None and sequence >= held[0]:
+            del self._held[key]
 
     def _hold(self, key: object, message: Msg, delay: float) -> None:
         """Remember that `message` failed, so later events of its key wait for it.
@@ -288,7 +357,14 @@ def retry_delay(attempt: int, base: float, cap: float) -> float:
     return min(base * 2 ** min(max(attempt - 1, 0), 30), cap)
 
 
-async def _retry_or_drop(message: Msg, delays: tuple[float, float], error: BaseException) -> float | None:
+def _attempts(message: Msg) -> int:
+    """How many times JetStream delivered `message`, this time included."""
+    return message.metadata.num_delivered if message.metadata else 1
+
+
+async def _retry_or_drop(
+    message: Msg, delays: tuple[float, float], error: BaseException, attempts: int | None = None
+) -> float | None:
     """Redeliver a failed event later; returns the delay, or None when it is dropped.
 
     A transient failure (see `is_transient`) is retried with exponential back-off
@@ -296,9 +372,11 @@ async def _retry_or_drop(message: Msg, delays: tuple[float, float], error: BaseE
     (base, cap). Any other failure is given up after MAX_DELIVERIES attempts: an
     event that fails every time (a poison message) would otherwise hold its
     consumer back forever; it is logged with its subject and stream sequence so
-    an operator can replay it from the stream.
+    an operator can replay it from the stream. `attempts` defaults to JetStream's
+    delivery count.
     """
-    attempts = message.metadata.num_delivered if message.metadata else 1
+    if attempts is None:
+        attempts = _attempts(message)
     if is_transient(error) or attempts < MAX_DELIVERIES:
         logger.warning(
             "event handling failed; it will be redelivered",

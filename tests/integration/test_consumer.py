@@ -194,3 +194,126 @@ async def test_batch_consumer_hands_sequences_and_restarts_from_a_chosen_one(iso
     finally:
         await again.stop()
     assert received == [(4, 3), (5, 4)]
+
+
+def _keyed(
+    settings: CommonSettings, handle, durable: str, key_of=lambda b: b["task"], **options
+) -> KeyedEventConsumer:
+    subjects = Subjects(settings.subject_prefix)
+    return KeyedEventConsumer(
+        settings.nats_url, handler=handle, key_of=key_of,
+        stream=subjects.event_stream, filter_subject=subjects.events_matching(),
+        durable=durable, **options,
+    )
+
+
+async def test_a_failed_barrier_holds_back_every_later_event_in_and_after_its_batch(isolated_env):
+    """A configuration event the store refused must still come before the events after it.
+
+    Otherwise a task created right after a workflow update is routed with the old
+    configuration whenever the update's handling fails once.
+    """
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    order: list[str] = []
+    failures = {"left": 3}
+
+    async def handle(body: dict) -> None:
+        if body["task"] == "WTbarrier" and failures["left"] > 0:
+            failures["left"] -= 1
+            if failures["left"] == 2:  # an event published while the barrier waits
+                await _publish(settings, [{"task": "WTlater", "n": 0}])
+            raise UnavailableError("the store did not answer")
+        order.append(body["task"])
+
+    consumer = _keyed(
+        settings, handle, "failed-barrier-probe",
+        is_barrier=lambda b: b["task"] == "WTbarrier", retry_delay=0.05, max_retry_delay=0.2,
+    )
+    await _publish(settings, [{"task": t, "n": 0} for t in ("WTbefore", "WTbarrier", "WTafter")])
+    await consumer.start()
+    try:
+        await _until(lambda: len(order) == 4)
+    finally:
+        await consumer.stop()
+    assert order[:2] == ["WTbefore", "WTbarrier"]
+    assert sorted(order[2:]) == ["WTafter", "WTlater"]
+
+
+async def test_events_waiting_behind_a_failing_one_keep_their_own_poison_budget(isolated_env):
+    """An event held back while an earlier one of its key is retried was never tried:
+    its first failure of its own must not count those waits as attempts."""
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    handled: list[int] = []
+    failures = {0: MAX_DELIVERIES + 3, 1: 1}
+
+    async def handle(body: dict) -> None:
+        n = body["n"]
+        if failures.get(n, 0) > 0:
+            failures[n] -= 1
+            if n == 0:
+                raise UnavailableError("the store failed: OperationFailure")
+            raise RuntimeError("fails once for a reason of its own")
+        handled.append(n)
+
+    consumer = _keyed(settings, handle, "waiting-budget-probe", retry_delay=0.01, max_retry_delay=0.05)
+    await _publish(settings, [{"task": "WTheld", "n": n} for n in range(3)])
+    await consumer.start()
+    try:
+        await _until(lambda: len(handled) == 3, seconds=30)
+    finally:
+        await consumer.stop()
+    assert handled == [0, 1, 2]
+
+
+async def test_an_event_without_key_never_waits_for_an_unrelated_failed_one(isolated_env):
+    """Events without a key need no order: one that failed holds back nothing,
+    whatever position a later event takes in its batch."""
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    order: list[str] = []
+    failures = {"left": 1}
+
+    async def handle(body: dict) -> None:
+        if body["task"] == "WTfails" and failures["left"] > 0:
+            failures["left"] -= 1
+            raise UnavailableError("the store did not answer")
+        order.append(body["task"])
+
+    consumer = _keyed(
+        settings, handle, "keyless-probe", key_of=lambda b: None, retry_delay=3.0, wait=0.2
+    )
+    await _publish(settings, [{"task": "WTfails", "n": 0}])
+    await consumer.start()
+    try:
+        await _until(lambda: failures["left"] == 0)
+        await _publish(settings, [{"task": "WTunrelated", "n": 0}])
+        await _until(lambda: len(order) == 2)
+    finally:
+        await consumer.stop()
+    assert order == ["WTunrelated", "WTfails"]
+
+
+async def test_an_envelope_the_key_function_cannot_read_does_not_stop_consuming(isolated_env):
+    """One odd envelope (here `n` is not a number) must not end the consumer's loop."""
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    handled: list[object] = []
+
+    async def handle(body: dict) -> None:
+        handled.append(body["n"])
+
+    consumer = _keyed(
+        settings, handle, "odd-envelope-probe",
+        key_of=lambda b: b["task"] + str(-b["n"]), is_barrier=lambda b: b["n"] < 0,
+        retry_delay=0.01,
+    )
+    await _publish(settings, [{"task": "WTa", "n": "odd"}])
+    await consumer.start()
+    try:
+        await _until(lambda: handled == ["odd"])
+        await _publish(settings, [{"task": "WTa", "n": 1}])
+        await _until(lambda: handled == ["odd", 1])
+    finally:
+        await consumer.stop()
