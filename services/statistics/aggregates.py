@@ -344,11 +344,13 @@ class BucketBatch:
         self.intervals: list[ActivityInterval] = []
 
     def add_event(self, event: Event) -> None:
+        """Count `event`; everything is computed first, so one that raises adds nothing."""
         delta = event_delta(event)
-        if delta is not None:
-            for key in event_bucket_keys(event):
-                self.deltas.setdefault(key, Delta()).merge(delta)
+        keys = [] if delta is None else list(event_bucket_keys(event))
         interval = activity_interval(event)
+        if delta is not None:
+            for key in keys:
+                self.deltas.setdefault(key, Delta()).merge(delta)
         if interval is not None:
             self.intervals.append(interval)
 
@@ -369,7 +371,10 @@ def _int(value: Any) -> int | None:
 
 def _ms_time(value: Any) -> datetime | None:
     ms = _int(value)
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    try:
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None  # outside the calendar: as if missing
 
 
 def _seconds_between(earlier: datetime, later: datetime) -> int:

@@ -90,7 +90,7 @@ class StatisticsHandlers:
                 self.tally.pass_over(sequence)  # not understood, or published twice
                 continue
             closed = await self._follow(event, loaded)
-            self.tally.add(sequence, event, closed)
+            self._count(sequence, event, closed)
         if self.tally.full:
             await self._flush_now()
 
@@ -111,6 +111,17 @@ class StatisticsHandlers:
         await self.tally.flush()
 
     # -- steps -----------------------------------------------------------------------
+    def _count(self, sequence: int, event: Event, closed: ActivityInterval | None) -> None:
+        """Step 3; an event whose figures cannot be computed is passed over, not raised."""
+        try:
+            self.tally.add(sequence, event, closed)
+        except Exception:
+            logger.exception(
+                "event not counted",
+                extra={"event_sid": event.sid, "event_type": event.event_type},
+            )
+            self.tally.pass_over(sequence)
+
     async def _flush_now(self) -> None:
         """Flush, holding back later events while the store is unreachable."""
         try:

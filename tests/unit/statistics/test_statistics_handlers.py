@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from pymongo.errors import AutoReconnect
-from tally_fakes import FakeStore, created
+from tally_fakes import AT, QUEUE, WS, FakeStore, created
 
 from services.statistics import handlers as handlers_module
 from services.statistics.handlers import StatisticsHandlers
 from services.statistics.realtime import RealtimeState
 from services.statistics.tally import Tally
+from shared.events import make_event
 
 
 class FakeConfig:
@@ -77,3 +78,23 @@ async def test_repeats_by_sequence_or_sid_and_bad_envelopes_are_passed_over():
     await handlers.flush()
 
     assert store.records == [(0, 4, 2)]
+
+
+async def test_an_event_whose_figures_cannot_be_computed_raises_nothing():
+    """Counting is by sequence: a raise would make the consumer redeliver events one
+    by one out of order. A creation date far outside the calendar is such a case."""
+    handlers, store = handlers_of(FakeConfig())
+    absurd = make_event(
+        "task.canceled",
+        account_sid="AC" + "a" * 32,
+        workspace_sid=WS,
+        resource_type="task",
+        resource_sid="WT" + "9" * 32,
+        at=AT,
+        data={"task_queue_sid": QUEUE, "task_date_created": "9" * 20},
+    )
+
+    await handlers.on_events([(1, absurd.model_dump()), (2, created(2).model_dump())])
+    await handlers.flush()
+
+    assert store.records == [(0, 2, 1)]
