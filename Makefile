@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_expressions.py
 	$(BIN)/python tests/bench/bench_system.py
 	$(BIN)/python tests/bench/bench_dispatcher.py
+	$(BIN)/python tests/bench/bench_event_log.py
 
 clean:
 	rm -rf .data .bench .pytest_cache

@@ -9,6 +9,7 @@ workspace never finds the view behind.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class ConfigView:
         self._db = db
         self._configs: dict[str, WorkspaceConfig] = {}
         self._listeners: list[Listener] = []
+        self._reloading: dict[str, asyncio.Lock] = {}
 
     def on_change(self, listener: Listener) -> None:
         """Call `listener(workspace_sid, config_or_None)` after every refresh."""
@@ -81,12 +83,23 @@ class ConfigView:
         return config
 
     async def refresh(self, workspace_sid: str) -> WorkspaceConfig | None:
-        """Reload one workspace from the store and tell the listeners."""
-        config = await self._load(workspace_sid)
-        if config is None:
-            self._configs.pop(workspace_sid, None)
-        else:
-            self._configs[workspace_sid] = config
+        """Reload one workspace from the store and tell the listeners.
+
+        Reloads of one workspace run one at a time, so the one that starts last
+        also finishes last: a slow reload that read the store before a change
+        (say, prompted by an earlier event) cannot overwrite the reload made
+        after it. Without this, a workspace fetched right after its deletion
+        was sometimes still found.
+        """
+        lock = self._reloading.setdefault(workspace_sid, asyncio.Lock())
+        async with lock:
+            config = await self._load(workspace_sid)
+            if config is None:
+                self._configs.pop(workspace_sid, None)
+            else:
+                self._configs[workspace_sid] = config
+        if config is None and not lock.locked():
+            self._reloading.pop(workspace_sid, None)
         for listener in self._listeners:
             await listener(workspace_sid, config)
         return config
