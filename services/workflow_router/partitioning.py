@@ -114,8 +114,13 @@ async def ensure_routing_stream(settings: CommonSettings) -> None:
         try:
             info = await js.stream_info(config.name)
         except JsNotFoundError:
-            await js.add_stream(config=config)
-            return
+            try:
+                await js.add_stream(config=config)
+                return
+            except BadRequestError:
+                # Another replica starting at the same moment created it first
+                # (with its own start time): use theirs.
+                info = await js.stream_info(config.name)
         # Keep the original start time: moving it would skip or repeat events.
         old = (info.config.sources or [None])[0]
         if old is not None and config.sources:

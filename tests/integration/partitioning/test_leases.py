@@ -166,3 +166,20 @@ async def test_a_round_finishes_when_the_last_entry_is_a_deletion(isolated_env):
         assert first.answering == set(range(PARTITIONS))
     finally:
         await first.leases.stop()
+
+
+async def test_two_replicas_creating_the_routing_stream_at_once_both_start(isolated_env):
+    """Replicas started together both find no stream; the slower one uses the other's."""
+    settings = load(
+        CommonSettings,
+        {**isolated_env, "TASKROUTER_PARTITIONING": "on", "TASKROUTER_PARTITIONS": "4"},
+    )
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(config=event_stream_config(settings))
+        await asyncio.gather(*(ensure_routing_stream(settings) for _ in range(4)))
+        info = await js.stream_info(Subjects(settings.subject_prefix).routing_stream)
+        assert info.config.sources and len(info.config.sources) == 1
+    finally:
+        await nc.close()
