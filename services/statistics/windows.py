@@ -72,7 +72,12 @@ def parse_time(value: Any, param: str) -> datetime:
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset that moves it outside the calendar
+        raise DomainValidationError(
+            f"{param} must be an ISO 8601 date, got {value!r}", param=param
+        ) from None
 
 
 def parse_window(params: dict[str, Any], now: datetime) -> Window:
@@ -80,10 +85,23 @@ def parse_window(params: dict[str, Any], now: datetime) -> Window:
     end = now
     if params.get("end_date") not in (None, ""):
         end = parse_time(params["end_date"], "EndDate")
+        if end.year >= 9999:  # the buckets after it would fall outside the calendar
+            raise DomainValidationError(
+                f"EndDate must be before the year 9999, got {params['end_date']!r}",
+                param="EndDate",
+            )
     if params.get("start_date") not in (None, ""):
         start = parse_time(params["start_date"], "StartDate")
     else:
-        start = end - timedelta(minutes=_minutes(params.get("minutes")))
+        minutes = _minutes(params.get("minutes"))
+        try:
+            start = end - timedelta(minutes=minutes)
+        except OverflowError:  # EndDate near year 1, or Minutes beyond any calendar
+            raise DomainValidationError(
+                f"statistics older than 30 days are not available; the window "
+                f"ends {format_time(end)!r} and spans {minutes} minutes",
+                param="Minutes" if params.get("end_date") in (None, "") else "EndDate",
+            ) from None
     if start > end:
         raise DomainValidationError(
             f"StartDate {format_time(start)!r} is after EndDate {format_time(end)!r}",

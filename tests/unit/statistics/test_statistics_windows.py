@@ -62,6 +62,10 @@ def test_parse_window_minutes_end_at_end_date():
         ({"end_date": "12/05/2026"}, "EndDate"),
         ({"minutes": "ten"}, "Minutes"),
         ({"minutes": 0}, "Minutes"),
+        ({"end_date": "0001-01-01T00:00:00Z"}, "EndDate"),
+        ({"minutes": 10**12}, "Minutes"),
+        ({"end_date": "0001-01-01T00:00:00+05:00"}, "EndDate"),
+        ({"end_date": "9999-12-31T23:59:59Z"}, "EndDate"),
     ],
     ids=[
         "older-than-30-days",
@@ -71,6 +75,10 @@ def test_parse_window_minutes_end_at_end_date():
         "bad-end",
         "minutes-not-a-number",
         "minutes-zero",
+        "end-at-the-start-of-the-calendar",
+        "minutes-beyond-the-calendar",
+        "offset-beyond-the-calendar",
+        "end-at-the-end-of-the-calendar",
     ],
 )
 def test_parse_window_refuses(params, param):
