@@ -9,17 +9,18 @@
 3. the permissions of a restricted key for the matched route; 403 / 70051.
 
 The rate-limit decision is left on `request.state.rate_limit`, and the
-`rate_limit_headers` middleware copies its `X-Rate-Limit-*` headers onto the
+`RateLimitHeaders` middleware copies its `X-Rate-Limit-*` headers onto the
 answer, error answers included. Unauthenticated requests carry none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from fastapi import Request, Response
+from fastapi import Request
+from starlette.datastructures import MutableHeaders
 
 from services.gateway.accounts import Accounts, parse_basic_auth
 from services.gateway.api_keys import ApiKeys
@@ -101,12 +102,30 @@ async def identify(
     return identity
 
 
-async def rate_limit_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """HTTP middleware: put the request's rate-limit headers on its answer."""
-    response = await call_next(request)
-    decision: Decision | None = getattr(request.state, "rate_limit", None)
-    if decision is not None:
-        response.headers.update(decision.headers())
-    return response
+class RateLimitHeaders:
+    """ASGI middleware: put the request's rate-limit headers on its answer.
+
+    A plain ASGI middleware rather than `@app.middleware("http")`: Starlette's
+    `BaseHTTPMiddleware` costs a task and a stream per request, a measurable share
+    of the gateway's CPU per created task. The decision is read from the
+    request's state (`scope["state"]`) when the answer starts.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                decision: Decision | None = (scope.get("state") or {}).get("rate_limit")
+                if decision is not None:
+                    headers = MutableHeaders(scope=message)
+                    for name, value in decision.headers().items():
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

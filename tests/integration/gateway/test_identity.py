@@ -16,8 +16,8 @@ from services.gateway.api_keys import ApiKeys, create_api_key
 from services.gateway.identity import (
     IDENTITY_ERROR_STATUSES,
     Identity,
+    RateLimitHeaders,
     identify,
-    rate_limit_headers,
 )
 from services.gateway.rate_limit import RateLimiter
 from shared.events import Event
@@ -58,7 +58,7 @@ async def stack(isolated_env, monkeypatch):
 def _app(accounts: Accounts, keys: ApiKeys, limiter: RateLimiter) -> FastAPI:
     app = FastAPI()
     gateway_errors.register_error_handlers(app)
-    app.middleware("http")(rate_limit_headers)
+    app.add_middleware(RateLimitHeaders)
 
     async def caller(request: Request) -> Identity:
         return await identify(request, accounts, keys, limiter)
