@@ -34,6 +34,7 @@ raw paths; SIDs only for task queues, whose number an operator controls.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
@@ -262,14 +263,16 @@ class RequestMetricsMiddleware:
     """ASGI middleware counting and timing HTTP requests by route template.
 
     Add it in an app factory: `app.add_middleware(RequestMetricsMiddleware,
-    service="gateway")`. The route label is the matched route's path template
+    service="gateway")`; with `access_log=<logger>` it also logs one line per
+    request (method, path, status, duration). The route label is the matched route's path template
     (`/v1/Workspaces/{WorkspaceSid}`), or `unmatched` when no route matched, so a
     scan of random paths cannot grow the number of series.
     """
 
-    def __init__(self, app: Any, service: str) -> None:
+    def __init__(self, app: Any, service: str, access_log: logging.Logger | None = None) -> None:
         self.app = app
         self.service = service
+        self.access_log = access_log
 
     async def __call__(
         self, scope: MutableMapping[str, Any], receive: Any, send: Any
@@ -290,10 +293,19 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route, method = _route_template(scope), scope["method"]
+            seconds = time.perf_counter() - started
             REQUESTS.labels(self.service, route, method, str(status)).inc()
-            REQUEST_DURATION.labels(self.service, route, method).observe(
-                time.perf_counter() - started
-            )
+            REQUEST_DURATION.labels(self.service, route, method).observe(seconds)
+            if self.access_log is not None and self.access_log.isEnabledFor(logging.INFO):
+                self.access_log.info(
+                    "http request",
+                    extra={
+                        "method": method,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 1),
+                    },
+                )
 
 
 def _route_template(scope: MutableMapping[str, Any]) -> str:

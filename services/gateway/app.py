@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,43 +35,6 @@ logger = logging.getLogger(__name__)
 ERROR_TABLE.update(IDENTITY_ERROR_STATUSES)
 
 
-
-class AccessLog:
-    """ASGI middleware: one log line per request with its status and duration.
-
-    Plain ASGI (not `@app.middleware("http")`) for the same reason as
-    `RateLimitHeaders`: it costs the gateway next to nothing per request.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "http request",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                    },
-                )
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
     """The runtime and the caches, not yet started."""
@@ -139,8 +101,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.gateway = gateway
     register_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(RequestMetricsMiddleware, service=GATEWAY)
-    app.add_middleware(AccessLog)
+    app.add_middleware(RequestMetricsMiddleware, service=GATEWAY, access_log=logger)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

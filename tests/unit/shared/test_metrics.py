@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import inspect
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -193,3 +194,23 @@ async def test_request_middleware_labels_requests_by_route_template():
     assert _sample("taskrouter_request_duration_seconds_count", **route) == 2
     unmatched = {"service": service, "route": "unmatched", "method": "GET"}
     assert _sample("taskrouter_requests_total", **unmatched, status="404") == 1
+
+
+async def test_request_middleware_logs_one_line_per_request_when_given_a_logger(caplog):
+    app = FastAPI()
+    log = logging.getLogger("tests.access")
+    app.add_middleware(RequestMetricsMiddleware, service=_service(), access_log=log)
+
+    @app.post("/v1/Workspaces/{WorkspaceSid}/Tasks", status_code=201)
+    async def create_task(WorkspaceSid: str) -> dict[str, str]:
+        return {"workspace_sid": WorkspaceSid}
+
+    transport = httpx.ASGITransport(app=app)
+    with caplog.at_level(logging.INFO, logger="tests.access"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.post("/v1/Workspaces/WS1/Tasks")).status_code == 201
+
+    (line,) = [r for r in caplog.records if r.name == "tests.access"]
+    assert line.getMessage() == "http request"
+    assert (line.method, line.path, line.status) == ("POST", "/v1/Workspaces/WS1/Tasks", 201)
+    assert line.duration_ms >= 0
