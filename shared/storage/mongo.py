@@ -9,7 +9,13 @@ from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ClientBulkWriteException,
+    ConnectionFailure,
+    DuplicateKeyError,
+    PyMongoError,
+)
 
 from shared.errors import ConflictError, UnavailableError
 
@@ -40,6 +46,10 @@ async def translate_errors(operation: Callable[[], Awaitable[T]]) -> T:
         raise ConflictError("an object with the same unique value already exists") from exc
     except BulkWriteError as exc:
         if any(e.get("code") == 11000 for e in exc.details.get("writeErrors", [])):
+            raise ConflictError("an object with the same unique value already exists") from exc
+        raise UnavailableError("the store refused a write") from exc
+    except ClientBulkWriteException as exc:
+        if any(e.get("code") == 11000 for e in exc.write_errors or []):
             raise ConflictError("an object with the same unique value already exists") from exc
         raise UnavailableError("the store refused a write") from exc
     except ConnectionFailure as exc:

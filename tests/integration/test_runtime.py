@@ -91,3 +91,88 @@ async def test_events_left_in_the_outbox_by_a_failed_publish_are_relayed(runtime
     assert await relay.relay_outbox(older_than=timedelta(0)) == 3
     assert published == [e.sid for e in events]
     assert await runtime.db["outbox_probe"].count_documents({}) == 0
+
+
+@pytest.fixture(params=["one command", "per collection"])
+async def committer(request, runtime: ServiceRuntime):
+    """A committer in each of its two write modes (the second is MongoDB before 8.0)."""
+    from shared.storage.committer import Committer
+
+    published: list[str] = []
+
+    async def record(event) -> None:
+        published.append(event.sid)
+
+    committer = Committer(runtime.client, runtime.db, record, outbox="outbox_modes")
+    await committer.start()
+    if request.param == "per collection":
+        committer._one_command = False
+    else:
+        assert committer._one_command, "the local store and MongoDB 8 take bulkWrite"
+    committer.published_sids = published
+    yield committer
+    await committer.stop()
+
+
+def _created(sid: str):
+    return make_event("task.created", account_sid="AC1", workspace_sid="WS1",
+                      resource_type="task", resource_sid=sid, at=utcnow())
+
+
+async def test_a_batch_across_collections_is_written_with_its_events(committer, runtime: ServiceRuntime):
+    from pymongo import ReplaceOne
+
+    await runtime.db["tasks_m"].insert_one({"_id": "WT1", "version": 1})
+    writes = [
+        Write("tasks_m", ReplaceOne({"_id": "WT1", "version": 1}, {"version": 2}), must_match=True),
+        Write("reservations_m", InsertOne({"_id": "WR1"})),
+    ]
+    event = _created("WT1")
+    await committer.commit(writes, [event])
+
+    assert await runtime.db["tasks_m"].find_one({"_id": "WT1"}) == {"_id": "WT1", "version": 2}
+    assert await runtime.db["reservations_m"].find_one({"_id": "WR1"}) == {"_id": "WR1"}
+    assert committer.published_sids == [event.sid]
+
+
+async def test_a_versioned_write_that_matches_nothing_is_a_conflict_and_writes_nothing(
+    committer, runtime: ServiceRuntime
+):
+    from pymongo import ReplaceOne
+
+    from shared.errors import ConflictError
+
+    await runtime.db["tasks_m"].insert_one({"_id": "WT1", "version": 3})
+    writes = [
+        Write("reservations_m", InsertOne({"_id": "WR2"})),
+        Write("tasks_m", ReplaceOne({"_id": "WT1", "version": 1}, {"version": 2}), must_match=True),
+    ]
+    with pytest.raises(ConflictError):
+        await committer.commit(writes, [_created("WT1")])
+
+    assert await runtime.db["reservations_m"].find_one({"_id": "WR2"}) is None
+    assert committer.published_sids == []
+
+
+async def test_a_duplicate_key_is_a_conflict(committer, runtime: ServiceRuntime):
+    from shared.errors import ConflictError
+
+    await runtime.db["tasks_m"].insert_one({"_id": "WT7"})
+    with pytest.raises(ConflictError):
+        await committer.commit([Write("tasks_m", InsertOne({"_id": "WT7"}))], [_created("WT7")])
+
+
+async def test_published_outbox_documents_are_gone_after_the_next_commit_or_the_relay(
+    committer, runtime: ServiceRuntime
+):
+    from datetime import timedelta
+
+    outbox = runtime.db["outbox_modes"]
+    await committer.commit([Write("things_m", InsertOne({"_id": "A"}))], [_created("WTa")])
+    await committer.commit([Write("things_m", InsertOne({"_id": "B"}))], [_created("WTb")])
+    # The first batch's document went with the second commit (one command) or
+    # right after publishing (per collection); the second's waits at most for the relay.
+    assert await outbox.count_documents({}) <= 1
+    assert await committer.relay_outbox(older_than=timedelta(0)) == 0
+    assert await outbox.count_documents({}) == 0
+    assert len(committer.published_sids) == 2  # each event once: nothing relayed again
