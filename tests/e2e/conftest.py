@@ -71,3 +71,30 @@ def system(backends, tmp_path_factory) -> Iterator[RunningSystem]:
         )
     finally:
         stack.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """On a failed end-to-end test, add the services' recent warnings to its report.
+
+    The stack runs in other processes, so without this a failure in CI shows
+    only the test's side; the log lines usually say what went wrong.
+    """
+    report = yield
+    running = getattr(item, "funcargs", {}).get("system")
+    if report.failed and call.when == "call" and isinstance(running, RunningSystem):
+        report.sections.append(("services' warnings and errors", _log_excerpt(running.logs)))
+    return report
+
+
+def _log_excerpt(logs: Path, per_file: int = 15) -> str:
+    lines = []
+    for path in sorted(logs.glob("*.log")):
+        noteworthy = [
+            line[:600]
+            for line in path.read_text(errors="replace").splitlines()
+            if '"level":"WARNING"' in line or '"level":"ERROR"' in line
+        ]
+        lines.append(f"--- {path.name}: {len(noteworthy)} warnings/errors, last {per_file}")
+        lines.extend(noteworthy[-per_file:])
+    return "\n".join(lines)
