@@ -98,6 +98,9 @@ class Committer:
         # Outbox documents whose events are published: deleted by the next commit
         # (or the relay), not by a command of their own.
         self._published: list[str] = []
+        # Outbox documents committed whose events this loop is still publishing:
+        # the relay leaves them alone instead of publishing them a second time.
+        self._in_flight: set[str] = set()
 
     async def start(self) -> None:
         self._transactions = await supports_transactions(self._client)
@@ -163,6 +166,8 @@ class Committer:
             logger.exception("store write failed")
             return self._fail(batch, UnavailableError(f"the store failed: {type(exc).__name__}"))
         for unit in batch:
+            if unit.outbox_id:
+                self._in_flight.add(unit.outbox_id)
             if not unit.done.done():
                 unit.done.set_result(None)
         return batch
@@ -182,6 +187,8 @@ class Committer:
 
     async def _apply(self, batch: list[_Unit]) -> None:
         """One transaction for the whole batch; raises ConflictError on a missed match."""
+        for unit in batch:
+            unit.outbox_id = None  # a failed earlier try of a larger batch may have set it
         if not self._transactions:
             await self._apply_writes(batch, None)
             return
@@ -272,6 +279,13 @@ class Committer:
 
     # -- publishing -----------------------------------------------------------
     async def _publish_committed(self, committed: list[_Unit]) -> None:
+        outbox_ids = {unit.outbox_id for unit in committed if unit.outbox_id}
+        try:
+            await self._publish_and_forget(committed, outbox_ids)
+        finally:
+            self._in_flight.difference_update(outbox_ids)
+
+    async def _publish_and_forget(self, committed: list[_Unit], outbox_ids: set[str]) -> None:
         events = [e for unit in committed for e in unit.events]
         if not events:
             return
@@ -281,7 +295,6 @@ class Committer:
             # The events stay in the outbox; relay_outbox() publishes them later.
             logger.warning("event publish failed; left in outbox", exc_info=True)
             return
-        outbox_ids = {unit.outbox_id for unit in committed if unit.outbox_id}
         if self._one_command:
             self._published.extend(outbox_ids)  # deleted by the next commit
             return
@@ -299,6 +312,8 @@ class Committer:
         cursor = self._outbox.find({"created_at": {"$lt": cutoff}}).sort("created_at", 1)
         relayed = 0
         async for doc in cursor:
+            if doc["_id"] in self._in_flight or doc["_id"] in self._published:
+                continue  # the commit loop is publishing it, or has, meanwhile
             for body in doc.get("events") or [doc["event"]]:  # "event": one-event documents
                 await self._publish(Event.model_validate(body))
                 relayed += 1
