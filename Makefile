@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_system.py
 	$(BIN)/python tests/bench/bench_dispatcher.py
 	$(BIN)/python tests/bench/bench_event_log.py
+	$(BIN)/python tests/bench/bench_committer.py
 
 clean:
 	rm -rf .data .bench .pytest_cache

@@ -114,6 +114,30 @@ async def committer(request, runtime: ServiceRuntime):
     await committer.stop()
 
 
+async def test_a_large_batch_writes_per_collection_and_cleans_up_earlier_outbox_documents(
+    committer, runtime: ServiceRuntime
+):
+    from shared.storage.committer import ONE_COMMAND_MAX_WRITES
+
+    outbox = runtime.db["outbox_modes"]
+    await committer.commit([Write("things_l", InsertOne({"_id": "first"}))], [_created("WT0")])
+    many = ONE_COMMAND_MAX_WRITES + 2
+    # Queued together, these are one batch: above the threshold, one bulk write per collection.
+    await asyncio.gather(*(
+        committer.commit([Write("things_l", InsertOne({"_id": f"n{i}"}))], [_created(f"WT{i + 1}")])
+        for i in range(many)
+    ))
+    assert await runtime.db["things_l"].count_documents({}) == many + 1
+    # The first batch was published before the second began, so the second's
+    # transaction deleted its outbox document; only the second's may remain.
+    assert await outbox.count_documents({}) <= 1
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(committer.published_sids) < many + 1:
+        assert asyncio.get_running_loop().time() < deadline, "events not published within 10 s"
+        await asyncio.sleep(0.02)  # the pause between two polls
+    assert len(set(committer.published_sids)) == len(committer.published_sids) == many + 1
+
+
 def _created(sid: str):
     return make_event("task.created", account_sid="AC1", workspace_sid="WS1",
                       resource_type="task", resource_sid=sid, at=utcnow())
