@@ -2,8 +2,9 @@
 
 Pages are cut by key (keyset paging), never by offset, so a page never repeats or
 skips an object when others are created meanwhile. The token is opaque to
-clients: `PA` + base64 of the last returned sort key, e.g. the key
-`[<date_created>, "WA…"]` becomes `PAW3siZCI6MTcw…`. `Page` is only echoed;
+clients: `PA` + base64 of a tag of the list's path and the last returned sort
+key, e.g. `["3f2a91c0", <date_created>, "WA…"]`; a token is refused by every
+list but the one that made it. `Page` is only echoed;
 without a token, `Page=n` skips `n` pages, so a client driving paging by index
 still gets sensible results.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,15 +61,24 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-def encode_token(key: Sequence[Any]) -> str:
-    """The page token continuing after the object with sort key `key`."""
-    raw = orjson.dumps([_encode_value(v) for v in key])
+def _scope_tag(scope: str) -> str:
+    return hashlib.sha1(scope.encode()).hexdigest()[:8]
+
+
+def encode_token(key: Sequence[Any], scope: str = "") -> str:
+    """The page token continuing after the object with sort key `key`.
+
+    `scope` is the list's path: a token carries a tag of it, so a token taken
+    from one list (another resource, another workspace) is refused by the others.
+    """
+    raw = orjson.dumps([_scope_tag(scope), *(_encode_value(v) for v in key)])
     return TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str) -> tuple[Any, ...]:
-    """The sort key inside a token; 400 naming PageToken when it is not ours."""
-    invalid = DomainValidationError(f"PageToken {token!r} is not valid", param="PageToken")
+def decode_token(token: str, scope: str = "") -> tuple[Any, ...]:
+    """The sort key inside a token of the list at `scope`; 400 naming PageToken otherwise."""
+    shown = token if len(token) <= 64 else token[:61] + "..."
+    invalid = DomainValidationError(f"PageToken {shown!r} is not valid", param="PageToken")
     if not token.startswith(TOKEN_PREFIX):
         raise invalid
     body = token[len(TOKEN_PREFIX) :]
@@ -76,9 +87,13 @@ def decode_token(token: str) -> tuple[Any, ...]:
         key = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise invalid from None
-    if not isinstance(key, list) or not key or not all(map(_is_key_value, key)):
+    if not isinstance(key, list) or len(key) < 2 or not all(map(_is_key_value, key)):
         raise invalid
-    return tuple(_decode_value(v) for v in key)
+    if key[0] != _scope_tag(scope):
+        raise DomainValidationError(
+            f"PageToken {shown!r} belongs to another list", param="PageToken"
+        )
+    return tuple(_decode_value(v) for v in key[1:])
 
 
 _INT64 = 2**63 - 1
@@ -95,13 +110,13 @@ def _is_key_value(value: Any) -> bool:
     return abs(value) <= _INT64
 
 
-def page_request(params: Params) -> PageRequest:
-    """Read `PageSize` (1–1000, default 50), `Page` and `PageToken`."""
+def page_request(params: Params, scope: str = "") -> PageRequest:
+    """Read `PageSize` (1–1000, default 50), `Page` and `PageToken` (of the list at `scope`)."""
     size = params.integer("PageSize", minimum=1, maximum=MAX_PAGE_SIZE)
     # Bounded so that the objects skipped by index (Page × PageSize) stay a 64-bit count.
     page = params.integer("Page", minimum=0, maximum=MAX_PAGE)
     token = params.text("PageToken") or None
-    after = decode_token(token) if token else None
+    after = decode_token(token, scope) if token else None
     return PageRequest(size or DEFAULT_PAGE_SIZE, page or 0, after, token)
 
 
@@ -173,7 +188,7 @@ def list_meta(
             query.append(("PageToken", token))
         return f"{base}?{urlencode(query)}"
 
-    next_url = url(request.page + 1, encode_token(next_key)) if next_key else None
+    next_url = url(request.page + 1, encode_token(next_key, path)) if next_key else None
     previous_url = url(request.page - 1, None) if request.page > 0 else None
     return {
         "first_page_url": url(0, None),

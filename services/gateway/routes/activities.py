@@ -73,7 +73,7 @@ async def list_activities(
     """Filters: `FriendlyName` (exact), `Available` (`true`/`1`/`yes` or anything else)."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     name = params.text("FriendlyName")
     available = params.boolean("Available", lenient=True)
     activities = [

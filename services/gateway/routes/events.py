@@ -92,7 +92,7 @@ async def list_events(
     """The workspace's events, newest first, with every filter of the contract."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     page = await find_page(gateway.runtime.db, c.EVENTS, event_query(config, params), SORT,
                            paging)
     return list_page(gateway, request, params, paging, "events", page,

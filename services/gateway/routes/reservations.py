@@ -45,7 +45,7 @@ async def _list(
     gateway: Gateway, request: Request, query: Document, via_worker: bool
 ) -> JSONResponse:
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     if (status := params.choice("ReservationStatus", STATUSES)) is not None:
         query["reservation_status"] = status
     if not via_worker and (worker_sid := params.sid("WorkerSid", SidPrefix.WORKER)) is not None:

@@ -145,7 +145,7 @@ async def task_queues_statistics(workspace_sid: str, request: Request, gateway: 
     """Combined statistics of every queue (filter `FriendlyName`), paged here."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     query = statistics_params(config, params, split=True)
     if (name := params.text("FriendlyName")) is not None:
         query["friendly_name"] = name

@@ -82,7 +82,7 @@ async def list_task_channels(
 ) -> JSONResponse:
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     return cached_list(gateway, request, params, paging, "channels", config.channels.values(),
                        lambda ch: task_channel_wire(ch, gateway.links))
 

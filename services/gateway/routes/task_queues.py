@@ -118,7 +118,7 @@ async def list_task_queues(
     """Filters: `FriendlyName`, `EvaluateWorkerAttributes`, `WorkerSid`; `Ordering`."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     queues = list(config.queues.values())
     if (name := params.text("FriendlyName")) is not None:
         queues = [q for q in queues if q.friendly_name == name]

@@ -146,7 +146,7 @@ async def list_tasks(
     """Filters of the contract; default order DateCreated ascending."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     query, predicate = _task_filters(config, params)
     sort = _ordering(params)
     page = await find_page(gateway.runtime.db, c.TASKS, query, sort, paging, predicate)

@@ -92,7 +92,7 @@ async def list_workers(
     """Filters of the contract; expression filters are evaluated here, page by page."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     query, predicates = _worker_filters(config, params)
     sort = [*parse_ordering("Ordering", params.text("Ordering") or "DateCreated:asc",
                             ORDERING_FIELDS)]
@@ -224,7 +224,7 @@ async def list_worker_channels(
     await gateway.configuration.config(caller.account_sid, workspace_sid)
     worker = await load_worker(gateway, workspace_sid, worker_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     page = page_in_memory(worker.channels, paging, lambda ch: (ch.date_created, ch.sid))
     return list_page(gateway, request, params, paging, "channels", page,
                      lambda ch: worker_channel_wire(worker, ch, gateway.links))

@@ -117,7 +117,7 @@ async def list_workflows(
     """Filter: `FriendlyName` (exact)."""
     config = await gateway.configuration.config(caller.account_sid, workspace_sid)
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     name = params.text("FriendlyName")
     workflows = [w for w in config.workflows.values() if name is None or w.friendly_name == name]
     return cached_list(gateway, request, params, paging, "workflows", workflows,

@@ -96,7 +96,7 @@ def _event(
 async def list_workspaces(request: Request, gateway: GatewayDep, caller: CallerDep) -> JSONResponse:
     """The account's workspaces in creation order; filter `FriendlyName` (exact)."""
     params = query_params(request)
-    paging = page_request(params)
+    paging = page_request(params, request.url.path)
     name = params.text("FriendlyName")
     workspaces = [
         ws for ws in gateway.configuration.workspaces_of(caller.account_sid)

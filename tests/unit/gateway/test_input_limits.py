@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.gateway.paging import TOKEN_PREFIX, decode_token, encode_token
+from services.gateway.paging import TOKEN_PREFIX, _scope_tag, decode_token, encode_token
 from services.gateway.params import MAX_JSON_DEPTH, Params
 from shared.errors import DomainValidationError
 
@@ -32,7 +32,7 @@ def test_attributes_nested_past_the_limit_are_refused_naming_the_parameter():
 
 
 def _forged(key: list) -> str:
-    raw = json.dumps(key).encode()
+    raw = json.dumps([_scope_tag(""), *key]).encode()  # a well-formed tag: only the key is bad
     return TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -23,6 +23,23 @@ def test_token_round_trips_dates_and_sids():
     assert decode_token(token) == (MOMENT, "WA1")
 
 
+def test_a_token_works_only_on_the_list_that_made_it():
+    tasks = "/v1/Workspaces/WS1/Tasks"
+    token = encode_token((MOMENT, "WT1"), tasks)
+    assert decode_token(token, tasks) == (MOMENT, "WT1")
+    for other in ("/v1/Workspaces/WS1/Workers", "/v1/Workspaces/WS2/Tasks"):
+        with pytest.raises(DomainValidationError) as caught:
+            decode_token(token, other)
+        assert caught.value.param == "PageToken"
+        assert "another list" in caught.value.message
+
+
+def test_a_refused_token_is_not_echoed_whole():
+    with pytest.raises(DomainValidationError) as caught:
+        decode_token("PA" + "x" * 10_000)
+    assert len(caught.value.message) < 120
+
+
 @pytest.mark.parametrize("token", ["XYZ", "PA!!!", "PAbm90IGpzb24", "PAW10"], ids=[
     "foreign-prefix", "not-base64", "not-json", "empty-key"])
 def test_decode_token_refuses_foreign_tokens(token):
@@ -89,7 +106,7 @@ def test_meta_repeats_filters_and_links_pages():
     assert meta["first_page_url"] == f"{base}&PageSize=2&Page=0"
     assert meta["previous_page_url"] == f"{base}&PageSize=2&Page=0"
     assert meta["next_page_url"] == f"{base}&PageSize=2&Page=2&PageToken=" + encode_token(
-        (MOMENT, "WT9"))
+        (MOMENT, "WT9"), "/v1/Workspaces/WS1/Tasks")
     assert (meta["key"], meta["page"], meta["page_size"]) == ("tasks", 1, 2)
 
 
