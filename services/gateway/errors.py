@@ -128,6 +128,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     elif exc.status_code == 405:
         status = METHOD_NOT_ALLOWED
         message = f"Method {request.method} not allowed on {request.url.path}"
+    elif exc.status_code == 400:  # a body Starlette's form parser refused, say
+        status = ERROR_TABLE[DomainValidationError]
+        message = str(exc.detail)
     else:
         status = ErrorStatus(exc.status_code, exc.status_code)
         message = str(exc.detail)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -15,16 +15,66 @@ from shared.config_view import WorkspaceConfig
 from shared.subjects import QUEUE_DISPATCHER
 from services.gateway.paging import Page, PageRequest, list_body, list_meta, page_in_memory
 from services.gateway.params import Params
-from shared.errors import NotFoundError
+from shared.errors import DomainValidationError, NotFoundError
 from shared.models import Resource
 from shared.sids import is_sid
 
 T = TypeVar("T")
 
 
+# Configuration may hold 1 MiB of JSON; percent-encoding can triple its size.
+MAX_FORM_BYTES = 4 * 1_048_576
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
 async def form_params(request: Request) -> Params:
-    """The form-encoded body of a POST (empty when there is none)."""
-    return Params.from_multidict(await request.form())
+    """The form-encoded body of a POST (empty when there is none).
+
+    A body of another type, one that is not UTF-8 or one over MAX_FORM_BYTES is
+    refused with 400 naming it, instead of being read as no parameters at all.
+    """
+    body = await _bounded_body(request)
+    if not body:
+        return Params(())
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media == MULTIPART:
+        return Params.from_multidict(await request.form())
+    if media != FORM:
+        raise DomainValidationError(
+            f"The request body must be form-encoded ({FORM}), not {media or 'of no declared type'}",
+            param="Content-Type",
+        )
+    try:
+        items = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise DomainValidationError(
+            "The request body is not valid UTF-8 (after percent-decoding)", param="Content-Type"
+        ) from None
+    return Params(items)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    # NOTE: Starlette reads a consumed stream back from this attribute, so
+    # `request.form()` still works for multipart bodies after the check.
+    request._body = body
+    return body
+
+
+def _too_large() -> DomainValidationError:
+    return DomainValidationError(
+        f"The request body is larger than {MAX_FORM_BYTES // 1_048_576} MiB", param="Content-Length"
+    )
 
 
 def query_params(request: Request) -> Params:

@@ -50,3 +50,19 @@ def test_validation_message_names_the_parameter():
     errors = [{"loc": ("query", "PageSize"), "msg": "Input should be a valid integer"}]
     assert validation_message(errors) == (
         "Invalid parameter PageSize: Input should be a valid integer")
+
+
+def test_a_400_from_starlette_answers_with_twilio_code_20001():
+    import asyncio
+
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from services.gateway.errors import _on_http_error
+
+    request = Request({"type": "http", "method": "POST", "path": "/v1/Workspaces",
+                       "headers": [], "query_string": b""})
+    answer = asyncio.run(_on_http_error(request, HTTPException(400, "Part exceeded maximum size")))
+    body = orjson.loads(answer.body)
+    assert answer.status_code == 400
+    assert body["code"] == 20001 and body["more_info"].endswith("/20001")
