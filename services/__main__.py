@@ -139,6 +139,9 @@ def _supervise(stack: devstack.Stack, data_dir: Path, stop: list[bool]) -> None:
 
 
 def main() -> None:
+    # A shell starting `make run &` from a script makes it ignore SIGINT, and Python
+    # then installs no handler of its own: ask for Ctrl-C's KeyboardInterrupt anyway.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     data_dir = Path(os.environ.get("TASKROUTER_DATA_DIR", ".data")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     print(f"Starting TaskRouter (data in {data_dir}, logs in {data_dir / 'logs'}) ...", flush=True)
