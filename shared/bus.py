@@ -148,10 +148,7 @@ class CommandClient:
         subject = self.subject(service, action, workspace_sid)
         body = orjson.dumps(payload, default=_default)
         try:
-            if subject == self._subjects.command(service, action, workspace_sid):
-                message = await self._broker.request(body, subject, timeout=timeout)
-            else:
-                message = await self._request_owner(body, subject, timeout)
+            message = await self._request_until_answered(body, subject, timeout)
         except TimeoutError as exc:
             raise UnavailableError(f"{service} did not answer {action!r} in time") from exc
         except Exception as exc:  # no responders, connection closed
@@ -161,12 +158,13 @@ class CommandClient:
             raise error_from_wire(reply.get("error") or {})
         return reply.get("result")
 
-    async def _request_owner(self, body: bytes, subject: str, timeout: float) -> Any:
-        """Request a partition's owner, waiting out a hand-over until `timeout`.
+    async def _request_until_answered(self, body: bytes, subject: str, timeout: float) -> Any:
+        """Request `subject`, waiting out a moment without subscribers until `timeout`.
 
-        While a partition changes hands nobody subscribes to its subject and
-        NATS answers "no responders" at once; the request was then received by
-        nobody, so sending it again is safe.
+        While a service restarts, or a partition changes hands, nobody subscribes
+        to the subject and NATS answers "no responders" at once; the request was
+        then received by nobody, so sending it again is safe. A request that was
+        received and not answered is never sent again (it may have taken effect).
         """
         deadline = asyncio.get_running_loop().time() + timeout
         pause = 0.02

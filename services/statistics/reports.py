@@ -261,8 +261,8 @@ def workers_activity_durations(
 
 
 def _duration_entry(activity: Activity, seconds: list[float]) -> dict[str, Any]:
-    """`{sid, friendly_name, avg, min, max, total}` in whole seconds (truncated; avg
-    rounded half up)."""
+    """`{sid, friendly_name, avg, min, max, total}` in whole seconds, all truncated,
+    so that min <= avg <= max holds as it does for the exact figures."""
     entry: dict[str, Any] = {
         "sid": activity.sid,
         "friendly_name": activity.friendly_name,
@@ -272,7 +272,7 @@ def _duration_entry(activity: Activity, seconds: list[float]) -> dict[str, Any]:
     total = sum(seconds)
     return {
         **entry,
-        "avg": int(total / len(seconds) + 0.5),
+        "avg": int(total / len(seconds)),
         "min": int(min(seconds)),
         "max": int(max(seconds)),
         "total": int(total),

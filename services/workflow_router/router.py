@@ -460,7 +460,9 @@ class Router:
 
     def _move_events(self, old: PositionRecord, new: PositionRecord, decision: RoutingDecision, cause: str) -> list[Event]:
         events = []
-        if cause == "entered":
+        if cause in ("entered", "reevaluated"):
+            # The walk starts again from the first filter (workflows.md §3: on
+            # create, on ReEvaluateTasks and on a re-route by new attributes).
             events.append(self._event(new, "workflow.entered"))
         if cause == "timeout" and old.queue_sid:
             events.append(self._event(old, "task-queue.timeout"))

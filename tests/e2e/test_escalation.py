@@ -87,6 +87,15 @@ def test_re_evaluate_tasks_moves_waiting_tasks_to_the_new_configuration(system: 
     assert reservation.worker_sid == junior.sid
     assert ws.tasks(task.sid).fetch().task_queue_sid == tier2.sid
 
+    def entered_twice() -> bool:
+        # Re-evaluation starts the walk again: workflows.md §3 emits workflow.entered.
+        types = [e.event_type for e in ws.events.list(task_sid=task.sid)]
+        assert types.count("workflow.entered") == 2, types
+        assert "task-queue.moved" in types, types
+        return True
+
+    eventually(entered_twice)
+
 
 def test_reservation_timeout_armed_before_a_dispatcher_crash_still_fires(system: RunningSystem):
     tr = system.client().taskrouter.v1

@@ -208,3 +208,39 @@ async def test_published_outbox_documents_are_gone_after_the_next_commit_or_the_
         assert asyncio.get_running_loop().time() < deadline, "outbox not emptied within 10 s"
         await asyncio.sleep(0.02)  # the pause between two polls
     assert len(set(committer.published_sids)) == len(committer.published_sids) == 2  # each event once
+
+
+async def test_a_request_waits_out_a_restart_of_the_service_it_asks(runtime: ServiceRuntime, monkeypatch):
+    """Nobody subscribed ("no responders"): the request is sent again until someone answers."""
+    from nats.errors import NoRespondersError
+
+    commands = runtime.commands
+    refused = asyncio.Event()
+    send = commands._broker.request
+
+    async def observed(*args, **kwargs):
+        try:
+            return await send(*args, **kwargs)
+        except NoRespondersError:
+            refused.set()
+            raise
+
+    monkeypatch.setattr(commands._broker, "request", observed)
+    asking = asyncio.create_task(commands.request("late", "thing.get", {"sid": "WT5"}))
+    await asyncio.wait_for(refused.wait(), 5)  # the service is not there yet
+
+    nc = await nats.connect(runtime.settings.nats_url)
+
+    async def answer(message) -> None:
+        await message.respond(orjson.dumps({"ok": True, "result": {"sid": "WT5"}}))
+
+    await nc.subscribe(commands.subject("late", "thing.get"), cb=answer)
+    assert await asyncio.wait_for(asking, 10) == {"sid": "WT5"}
+    await nc.close()
+
+
+async def test_a_request_nobody_ever_answers_is_unavailable(runtime: ServiceRuntime):
+    from shared.errors import UnavailableError
+
+    with pytest.raises(UnavailableError):
+        await runtime.commands.request("absent", "thing.get", {"sid": "WT5"}, timeout=0.5)

@@ -215,3 +215,11 @@ def test_cumulative_figures_of_an_empty_queue_follow_the_zero_rules():
             }
         },
     }
+
+
+def test_activity_duration_average_never_exceeds_the_maximum():
+    # One interval of 1.7 s: every figure is that interval, truncated alike.
+    entry = reports._duration_entry(ACTIVITIES[0], [1.7])
+    assert (entry["avg"], entry["min"], entry["max"], entry["total"]) == (1, 1, 1, 1)
+    entry = reports._duration_entry(ACTIVITIES[0], [1.6, 1.9])
+    assert entry["min"] <= entry["avg"] <= entry["max"]
