@@ -126,6 +126,7 @@ class CommandClient:
         self._broker = broker
         self._subjects = Subjects(settings.subject_prefix)
         self._partitions = settings.partitions if settings.partitioned else 1
+        self._restart_wait = settings.command_restart_wait
 
     def subject(self, service: str, action: str, workspace_sid: str = "_") -> str:
         """The request subject of `action`: with the partition, where `service` has them."""
@@ -147,8 +148,12 @@ class CommandClient:
     ) -> Any:
         subject = self.subject(service, action, workspace_sid)
         body = orjson.dumps(payload, default=_default)
+        # A partition's subject has nobody during a hand-over: wait as long as the
+        # request may take. A service's own subject has nobody while it restarts.
+        partitioned = subject != self._subjects.command(service, action, workspace_sid)
+        wait = timeout if partitioned else min(timeout, self._restart_wait)
         try:
-            message = await self._request_until_answered(body, subject, timeout)
+            message = await self._request_until_answered(body, subject, timeout, wait)
         except TimeoutError as exc:
             raise UnavailableError(f"{service} did not answer {action!r} in time") from exc
         except Exception as exc:  # no responders, connection closed
@@ -158,22 +163,26 @@ class CommandClient:
             raise error_from_wire(reply.get("error") or {})
         return reply.get("result")
 
-    async def _request_until_answered(self, body: bytes, subject: str, timeout: float) -> Any:
-        """Request `subject`, waiting out a moment without subscribers until `timeout`.
+    async def _request_until_answered(
+        self, body: bytes, subject: str, timeout: float, wait: float
+    ) -> Any:
+        """Request `subject`; while nobody subscribes, ask again for up to `wait` seconds.
 
         While a service restarts, or a partition changes hands, nobody subscribes
         to the subject and NATS answers "no responders" at once; the request was
         then received by nobody, so sending it again is safe. A request that was
         received and not answered is never sent again (it may have taken effect).
         """
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        give_up = loop.time() + wait
         pause = 0.02
         while True:
-            left = deadline - asyncio.get_running_loop().time()
+            left = deadline - loop.time()
             try:
                 return await self._broker.request(body, subject, timeout=max(left, 0.01))
             except NoRespondersError:
-                if left <= pause:
+                if give_up - loop.time() <= pause:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)

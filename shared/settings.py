@@ -43,6 +43,12 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("TASKROUTER_PUBLIC_URL", "public_url"),
         description="Base URL that clients use; embedded in every url and link.",
     )
+    command_restart_wait: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=AliasChoices("TASKROUTER_COMMAND_RESTART_WAIT", "command_restart_wait"),
+        description="Seconds a command waits for a restarting service (nobody subscribed) before 503.",
+    )
     log_level: str = Field(
         "INFO",
         validation_alias=AliasChoices("TASKROUTER_LOG_LEVEL", "log_level"),

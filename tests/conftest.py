@@ -74,4 +74,6 @@ def isolated_env(backends: dict[str, str]) -> dict[str, str]:
         "MONGODB_DATABASE": f"t_{tag}",
         "TASKROUTER_SUBJECT_PREFIX": f"t{tag}",
         "TASKROUTER_LOG_LEVEL": "INFO",
+        # Services these tests leave out answer "no responders" at once, not after 10 s.
+        "TASKROUTER_COMMAND_RESTART_WAIT": "0",
     }

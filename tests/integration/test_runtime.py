@@ -215,6 +215,7 @@ async def test_a_request_waits_out_a_restart_of_the_service_it_asks(runtime: Ser
     from nats.errors import NoRespondersError
 
     commands = runtime.commands
+    monkeypatch.setattr(commands, "_restart_wait", 10.0)  # the test env sets 0
     refused = asyncio.Event()
     send = commands._broker.request
 
