@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_dispatcher.py
 	$(BIN)/python tests/bench/bench_event_log.py
 	$(BIN)/python tests/bench/bench_committer.py
+	$(BIN)/python tests/bench/bench_latency_stages.py
 
 clean:
 	rm -rf .data .bench .pytest_cache

@@ -1,0 +1,118 @@
+"""Where one task's time goes at low load, stage by stage.
+
+    .venv/bin/python tests/bench/bench_latency_stages.py [--tasks 60]
+
+Starts the whole system as `make run` does (like bench_system.py), then creates
+tasks one at a time (each after the previous one's reservation) and records when
+each routing event of the task arrives on NATS:
+
+    post            POST /Tasks answered (the dispatcher's commit of the task)
+    created_event   task.created received, from the request's start
+    router          task.created      -> workflow.entered   (router: fetch, decide, commit)
+    dispatcher      workflow.entered  -> task-queue.entered (command, decide, commit)
+    reservation     task-queue.entered -> reservation.created (same decision: ~0)
+    total           request start     -> reservation.created
+
+Prints p50 and p90 of each in milliseconds (the first five tasks are left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import nats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_system import setup_workspace  # noqa: E402
+from services import devstack  # noqa: E402
+from services.__main__ import start_stack, wait_healthy  # noqa: E402
+from shared.sids import SidPrefix, new_sid  # noqa: E402
+
+WARM_UP = 5
+
+
+async def measure(stack: devstack.Stack, tasks: int) -> dict[str, tuple[float, float]]:
+    env = stack.env
+    auth = (env["TASKROUTER_ACCOUNT_SID"], env["TASKROUTER_AUTH_TOKEN"])
+    async with httpx.AsyncClient(base_url=env["TASKROUTER_PUBLIC_URL"], auth=auth, timeout=30) as http:
+        ws, workflow = await setup_workspace(http)
+        arrivals: dict[str, dict[str, float]] = {}
+        reserved: dict[str, asyncio.Event] = {}
+        connection = await nats.connect(env["NATS_URL"])
+
+        async def on_event(message) -> None:
+            body = json.loads(message.data)
+            task_sid = body["event_data"].get("task_sid") or body.get("resource_sid")
+            arrivals.setdefault(task_sid, {}).setdefault(body["event_type"], time.perf_counter())
+            if body["event_type"] == "reservation.created":
+                reserved.setdefault(task_sid, asyncio.Event()).set()
+
+        prefix = env.get("TASKROUTER_SUBJECT_PREFIX", "taskrouter")
+        await connection.subscribe(f"{prefix}.events.*.{ws}.>", cb=on_event)
+        rows = []
+        for _ in range(tasks):
+            started = time.perf_counter()
+            answer = await http.post(
+                f"/v1/Workspaces/{ws}/Tasks",
+                data={"Attributes": '{"type":"bench"}', "WorkflowSid": workflow},
+            )
+            answered = time.perf_counter()
+            answer.raise_for_status()
+            sid = answer.json()["sid"]
+            await asyncio.wait_for(reserved.setdefault(sid, asyncio.Event()).wait(), 30)
+            seen = arrivals[sid]
+            rows.append({
+                "post": answered - started,
+                "created_event": seen["task.created"] - started,
+                "router": seen["workflow.entered"] - seen["task.created"],
+                "dispatcher": seen["task-queue.entered"] - seen["workflow.entered"],
+                "reservation": seen["reservation.created"] - seen["task-queue.entered"],
+                "total": seen["reservation.created"] - started,
+            })
+        await connection.close()
+    result = {}
+    for stage in rows[0]:
+        values = sorted(1000 * row[stage] for row in rows[WARM_UP:])
+        result[stage] = (statistics.median(values), values[int(0.9 * (len(values) - 1))])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=60)
+    args = parser.parse_args()
+    port = devstack.free_port()
+    env = {
+        "TASKROUTER_HTTP_PORT": str(port),
+        "TASKROUTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TASKROUTER_ACCOUNT_SID": new_sid(SidPrefix.ACCOUNT),
+        "TASKROUTER_AUTH_TOKEN": secrets.token_hex(16),
+        "TASKROUTER_LOG_LEVEL": "WARNING",
+        "TASKROUTER_RATE_LIMIT_PER_SECOND": "0",
+    }
+    os.environ.setdefault("TASKROUTER_NATS_PORT", str(devstack.free_port()))
+    os.environ.setdefault("TASKROUTER_STORE_PORT", str(devstack.free_port()))
+    stack = start_stack(Path(tempfile.mkdtemp(prefix="taskrouter-stages-")), env)
+    try:
+        wait_healthy(env["TASKROUTER_PUBLIC_URL"])
+        stages = asyncio.run(measure(stack, args.tasks))
+    finally:
+        stack.stop()
+    for stage, (p50, p90) in stages.items():
+        print(f"{stage:14s} p50 {p50:7.1f} ms   p90 {p90:7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
