@@ -21,11 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,10 +32,9 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_system import setup_workspace  # noqa: E402
+from bench_system import setup_workspace, start_bench_stack  # noqa: E402
 from services import devstack  # noqa: E402
-from services.__main__ import start_stack, wait_healthy  # noqa: E402
-from shared.sids import SidPrefix, new_sid  # noqa: E402
+from services.__main__ import wait_healthy  # noqa: E402
 
 WARM_UP = 5
 
@@ -93,20 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=60)
     args = parser.parse_args()
-    port = devstack.free_port()
-    env = {
-        "TASKROUTER_HTTP_PORT": str(port),
-        "TASKROUTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TASKROUTER_ACCOUNT_SID": new_sid(SidPrefix.ACCOUNT),
-        "TASKROUTER_AUTH_TOKEN": secrets.token_hex(16),
-        "TASKROUTER_LOG_LEVEL": "WARNING",
-        "TASKROUTER_RATE_LIMIT_PER_SECOND": "0",
-    }
-    os.environ.setdefault("TASKROUTER_NATS_PORT", str(devstack.free_port()))
-    os.environ.setdefault("TASKROUTER_STORE_PORT", str(devstack.free_port()))
-    stack = start_stack(Path(tempfile.mkdtemp(prefix="taskrouter-stages-")), env)
+    stack = start_bench_stack("taskrouter-stages-")
     try:
-        wait_healthy(env["TASKROUTER_PUBLIC_URL"])
+        wait_healthy(stack.env["TASKROUTER_PUBLIC_URL"])
         stages = asyncio.run(measure(stack, args.tasks))
     finally:
         stack.stop()

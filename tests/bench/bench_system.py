@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -236,12 +235,8 @@ async def main_async(args: argparse.Namespace, stack: devstack.Stack) -> dict:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rates", default="100,250,500,max")
-    args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="taskrouter-bench-"))
+def start_bench_stack(prefix: str) -> devstack.Stack:
+    """The whole system as `make run` starts it, on free ports in a fresh data folder."""
     port = devstack.free_port()
     env = {
         "TASKROUTER_HTTP_PORT": str(port),
@@ -253,7 +248,16 @@ def main() -> None:
     }
     os.environ.setdefault("TASKROUTER_NATS_PORT", str(devstack.free_port()))
     os.environ.setdefault("TASKROUTER_STORE_PORT", str(devstack.free_port()))
-    stack = start_stack(data_dir, env)
+    return start_stack(Path(tempfile.mkdtemp(prefix=prefix)), env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="100,250,500,max")
+    args = parser.parse_args()
+    stack = start_bench_stack("taskrouter-bench-")
+    env = stack.env
     try:
         wait_healthy(env["TASKROUTER_PUBLIC_URL"])
         report = asyncio.run(main_async(args, stack))
