@@ -93,6 +93,11 @@ class ConfigurationStore:
             if config.workspace.account_sid == account_sid
         ]
 
+    def owner_of(self, workspace_sid: str) -> str | None:
+        """The account owning a workspace, from the cache (every workspace is loaded at start)."""
+        config = self.view.cached(workspace_sid)
+        return None if config is None else config.workspace.account_sid
+
     async def config(self, account_sid: str, workspace_sid: str) -> WorkspaceConfig:
         """One workspace of the account; 404 when missing or someone else's."""
         found = None

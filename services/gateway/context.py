@@ -45,7 +45,9 @@ def get_gateway(request: Request) -> Gateway:
 async def get_caller(request: Request) -> Caller:
     """Authenticate, rate-limit and authorize the request (see `identity.identify`)."""
     gateway: Gateway = request.app.state.gateway
-    identity = await identify(request, gateway.accounts, gateway.api_keys, gateway.rate_limiter)
+    identity = await identify(
+        request, gateway.accounts, gateway.api_keys, gateway.rate_limiter, gateway.configuration.owner_of
+    )
     client = request.client.host if request.client else None
     return Caller(identity.account_sid, client)
 

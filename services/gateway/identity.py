@@ -15,7 +15,7 @@ answer, error answers included. Unauthenticated requests carry none.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,16 +83,28 @@ def route_template(request: Request) -> str:
 
 
 async def identify(
-    request: Request, accounts: Accounts, api_keys: ApiKeys, limiter: Limiter
+    request: Request,
+    accounts: Accounts,
+    api_keys: ApiKeys,
+    limiter: Limiter,
+    owner_of: Callable[[str], str | None],
 ) -> Identity:
-    """Authenticate, rate-limit and authorize one request (see the module docstring)."""
+    """Authenticate, rate-limit and authorize one request (see the module docstring).
+
+    `owner_of(workspace_sid)` names the account owning a workspace (None when
+    unknown): a workspace's own budget is charged only by its own account, so
+    another account can neither use it up nor tell from it that the workspace exists.
+    """
     # TODO: failed authentications are not rate-limited (there is no account to
     # charge them to), so guessing credentials is only slowed by the HMAC check.
     identity = await authenticate(
         request.headers.get("authorization"), accounts, api_keys
     )
 
-    decision = limiter.check(identity.account_sid, workspace_of(request))
+    workspace_sid = workspace_of(request)
+    if workspace_sid is not None and owner_of(workspace_sid) != identity.account_sid:
+        workspace_sid = None  # someone else's or no workspace: the caller's own budget
+    decision = limiter.check(identity.account_sid, workspace_sid)
     request.state.rate_limit = decision
     decision.enforce()
 

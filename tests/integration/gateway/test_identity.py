@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 SECRET_KEY = "identity-test-key"
 WS = "WS" + "1" * 32
+OWNERS: dict[str, str] = {}  # workspace -> owning account, as the configuration cache knows it
 
 
 async def _no_events(event: Event) -> None:
@@ -50,6 +51,8 @@ async def stack(isolated_env, monkeypatch):
     await accounts.save(account_sid, "token-1")
     keys = ApiKeys(db, SECRET_KEY)
     limiter = RateLimiter(1, {WS: 2})
+    OWNERS.clear()
+    OWNERS[WS] = account_sid
     yield db, committer, accounts, keys, limiter, account_sid
     await committer.stop()
     await client.close()
@@ -61,7 +64,7 @@ def _app(accounts: Accounts, keys: ApiKeys, limiter: RateLimiter) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
 
     async def caller(request: Request) -> Identity:
-        return await identify(request, accounts, keys, limiter)
+        return await identify(request, accounts, keys, limiter, OWNERS.get)
 
     # A default, not an annotation: annotations are strings here (postponed).
     who_calls = Depends(caller)
@@ -169,3 +172,22 @@ async def test_over_the_limit_answers_429_with_retry_after_and_processes_nothing
     # The workspace with an override draws from its own budget.
     assert own_budget.status_code == 200
     assert own_budget.headers["X-Rate-Limit-Config"] == "Workspace-Override;window=10"
+
+
+async def test_another_account_cannot_draw_on_a_workspace_budget(stack):
+    _, _, accounts, keys, limiter, account_sid = stack
+    stranger = new_sid(SidPrefix.ACCOUNT)
+    await accounts.save(stranger, "token-2")
+    app = _app(accounts, keys, limiter)
+
+    async with _http(app, (stranger, "token-2")) as http:
+        probes = [await http.post(f"/v1/Workspaces/{WS}/Tasks") for _ in range(3)]
+    async with _http(app, (account_sid, "token-1")) as http:
+        owner = await http.post(f"/v1/Workspaces/{WS}/Tasks")
+
+    # The stranger is charged to its own account, as for any workspace it does not own...
+    assert {p.headers["X-Rate-Limit-Config"] for p in probes} == {"Account-Default;window=10"}
+    # ...and the workspace's budget of 2/s x 10 s is untouched for its owner.
+    assert owner.status_code == 200
+    assert owner.headers["X-Rate-Limit-Config"] == "Workspace-Override;window=10"
+    assert owner.headers["X-Rate-Limit-Remaining"] == str(2 * 10 - 1)
