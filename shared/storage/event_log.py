@@ -161,7 +161,10 @@ def list_filter(
     query: dict[str, Any] = {
         "workspace_sid": workspace_sid,
         KEYS_FIELD: primary[0],
-        "event_date_ms": {"$gte": epoch_ms(start), "$lte": epoch_ms(end)},
+        # Whole milliseconds, so [start, end] is (start - 1, end + 1). NOTE: written
+        # with exclusive bounds because secantusdb drops the documents equal to a
+        # `$gte` bound on this descending index field (seen with 0.7.0b3).
+        "event_date_ms": {"$gt": epoch_ms(start) - 1, "$lt": epoch_ms(end) + 1},
     }
     rest = [g for g in groups if g != primary]
     if rest:

@@ -75,6 +75,10 @@ def _window(params: Params, now: datetime) -> tuple[datetime, datetime]:
     """`StartDate`/`EndDate` when given, else the last `Minutes` (default 15)."""
     start = params.date("StartDate")
     end = params.date("EndDate")
+    if end is not None and "." not in (params.text("EndDate") or ""):
+        # Event dates are shown to the second: an EndDate given to the second
+        # takes in that whole second, so an event's own `event_date` finds it.
+        end += timedelta(milliseconds=999)
     minutes = params.integer("Minutes", minimum=1, maximum=int(RETENTION.total_seconds() // 60))
     if start is None and end is None:
         start = now - timedelta(minutes=minutes or DEFAULT_MINUTES)

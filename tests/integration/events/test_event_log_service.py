@@ -115,3 +115,27 @@ async def test_a_log_of_an_earlier_version_is_migrated_at_start(start_events_ser
     for event in old:
         doc = await log.find_one({"_id": event.sid})
         assert doc["keys"] == event_keys(event.to_document())
+
+
+async def test_window_bounds_are_inclusive_to_the_millisecond(start_events_service):
+    """StartDate and EndDate are inclusive (events.md §1), on the store's index too."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.storage.event_log import ALL_KEY, epoch_ms, list_filter
+
+    service = await start_events_service()
+    log = service.runtime.db[c.EVENTS]
+    at = datetime(2026, 12, 4, 9, 19, 10, 579000, tzinfo=UTC)
+    offsets = [-2, -1, 0, 0, 1, 2]
+    await log.insert_many([
+        {"_id": f"EV{i:032d}", "workspace_sid": WORKSPACE, "keys": [ALL_KEY],
+         "event_date_ms": epoch_ms(at) + ms, "event_date": at + timedelta(milliseconds=ms)}
+        for i, ms in enumerate(offsets)
+    ])
+
+    async def count(start: datetime, end: datetime) -> int:
+        return await log.count_documents(list_filter(WORKSPACE, [], start, end))
+
+    assert await count(at, at) == 2
+    assert await count(at, at + timedelta(milliseconds=2)) == 4
+    assert await count(at - timedelta(milliseconds=2), at) == 4

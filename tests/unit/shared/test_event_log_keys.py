@@ -72,7 +72,7 @@ def test_a_list_uses_one_key_by_equality_and_the_others_as_clauses():
     assert query == {
         "workspace_sid": WS,
         "keys": f"task:{TASK}",
-        "event_date_ms": {"$gte": epoch_ms(start), "$lte": epoch_ms(AT)},
+        "event_date_ms": {"$gt": epoch_ms(start) - 1, "$lt": epoch_ms(AT) + 1},
         "$and": [{"keys": {"$in": ["type:a", "type:b"]}}],
     }
 
