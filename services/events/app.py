@@ -40,6 +40,7 @@ class EventsService:
     deliverer: Deliverer
     deliveries: DeliveryStore
     log: EventLog
+    tokens: AuthTokens
 
 
 def build_service(settings: EventsSettings) -> EventsService:
@@ -53,6 +54,8 @@ def build_service(settings: EventsSettings) -> EventsService:
         max_connections=settings.webhook_concurrency,
     )
     tokens = AuthTokens(runtime.db, settings.secret_key)
+    # Every replica hears a rotated token at once (a plain subscription, no queue group).
+    runtime.broker.subscriber(runtime.subjects.credentials_changed())(tokens.on_credentials_changed)
     handlers_by_kind = {
         DeliveryKind.EVENT_CALLBACK: EventCallbacks(
             sender,
@@ -85,7 +88,7 @@ def build_service(settings: EventsSettings) -> EventsService:
 
     runtime.on_ready(prepare)
     runtime.on_stop(shut_down)
-    return EventsService(runtime, handlers, deliverer, deliveries, log)
+    return EventsService(runtime, handlers, deliverer, deliveries, log, tokens)
 
 
 def _subscribe(

@@ -2,7 +2,10 @@
 
 The gateway stores each account's auth token encrypted (`auth_token_encrypted`,
 see `shared.secrets`); this service decrypts it with the same `secret_key`.
-Tokens are cached for a minute, so a changed token signs webhooks within a minute.
+Tokens are cached for a minute; the credentials-changed broadcast (sent by the
+admin command when it rotates a token) drops an account's entry at once, so the
+new token signs the next webhook. Without NATS, a changed token signs webhooks
+within a minute.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ class AuthTokens:
         token = await self._load(account_sid)
         self._cache[account_sid] = (time.monotonic() + self._ttl, token)
         return token
+
+    async def on_credentials_changed(self, body: dict[str, Any]) -> None:
+        """Handler of the credentials-changed broadcast: forget the account's token."""
+        account_sid = body.get("account_sid")
+        if account_sid is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(account_sid, None)
 
     async def _load(self, account_sid: str) -> str | None:
         doc = await translate_errors(

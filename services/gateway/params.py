@@ -39,6 +39,9 @@ def _depth(value: Any) -> int:
             stack.extend((child, level + 1) for child in item)
     return deepest
 CONFIGURATION_MAX_BYTES = 1_048_576
+# Decision: callback URLs longer than this are refused when saved; every HTTP
+# client refuses some length, and a URL that can never be called is a mistake.
+URL_MAX_CHARS = 4096
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "1", "yes"}
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -183,6 +186,8 @@ class Params:
         value = self._first.get(name)
         if value is None or value == "":
             return value
+        if len(value) > URL_MAX_CHARS:
+            raise _invalid(name, f"{name} must be at most {URL_MAX_CHARS} characters long")
         if not _URL.match(value):
             raise _invalid(name, f"{name} must be an http or https URL, got {value!r}")
         return value

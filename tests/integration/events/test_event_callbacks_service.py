@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import nats
+import orjson
 import pytest
 from events_support import (
     ACCOUNT,
@@ -273,3 +275,32 @@ async def test_workspace_update_changes_the_callback_url(
     assert first.form["EventType"] == "workspace.updated"
     assert (await receiver.next()).form["Sid"] == after.sid
     assert await service.runtime.db[c.WEBHOOK_DELIVERIES].count_documents({}) == 2
+
+
+async def test_a_rotated_auth_token_signs_the_next_webhook_at_once(start_events_service, probe):
+    """The admin command's credentials-changed broadcast drops the cached token."""
+    from pymongo import UpdateOne
+
+    from shared.secrets import encrypt_secret
+    from shared.storage.committer import Write
+
+    service = await start_events_service()
+    await seed_configuration(probe)
+    assert await service.tokens(ACCOUNT) == AUTH_TOKEN  # now cached
+
+    new_token = "f" * 32
+    encrypted = encrypt_secret(probe.settings.secret_key, new_token)
+    await probe.committer.commit([Write(c.ACCOUNTS, UpdateOne(
+        {"_id": ACCOUNT}, {"$set": {"auth_token_encrypted": encrypted}}))])
+    assert await service.tokens(ACCOUNT) == AUTH_TOKEN  # the cache does not know yet
+
+    connection = await nats.connect(probe.settings.nats_url)
+    await connection.publish(probe.subjects.credentials_changed(),
+                             orjson.dumps({"account_sid": ACCOUNT, "key_sid": None}))
+    await connection.flush()
+
+    async def rotated() -> bool:
+        return await service.tokens(ACCOUNT) == new_token
+
+    await eventually(rotated)
+    await connection.close()

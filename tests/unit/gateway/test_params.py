@@ -102,3 +102,12 @@ def test_instruction_params_are_typed_and_snake_cased():
     assert _refusal(lambda: read_instruction_params(
         Params([("ConferenceStatusCallbackEvent", "explode")]))).param == (
         "ConferenceStatusCallbackEvent")
+
+
+def test_callback_urls_have_a_length_limit():
+    from services.gateway.params import URL_MAX_CHARS
+
+    fits = "https://example.com/" + "a" * (URL_MAX_CHARS - 20)
+    assert Params([("EventCallbackUrl", fits)]).url("EventCallbackUrl") == fits
+    error = _refusal(lambda: Params([("EventCallbackUrl", fits + "a")]).url("EventCallbackUrl"))
+    assert error.param == "EventCallbackUrl" and str(URL_MAX_CHARS) in error.message
