@@ -65,6 +65,9 @@ class CreateTask(Command):
     routing_target: str | None = None
     ignore_capacity: bool | None = None
     task_queue_sid: str | None = None
+    workflow_date_updated: datetime | None = Field(
+        None, description="The workflow's DateUpdated the gateway saw; an older copy is read again."
+    )
 
 
 class UpdateTask(Command):

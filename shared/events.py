@@ -135,6 +135,38 @@ def task_data(task: Task, now: datetime) -> dict[str, Any]:
     return data
 
 
+def workflow_task_data(
+    *,
+    task_sid: str,
+    task_attributes: str,
+    workflow_sid: str | None,
+    workflow_name: str | None,
+    task_queue_sid: str | None,
+    task_channel_sid: str | None,
+    task_channel_unique_name: str | None,
+    task_date_created: datetime,
+) -> dict[str, Any]:
+    """The data of `workflow.*` events: the task as its workflow sees it."""
+    return {
+        "task_sid": task_sid,
+        "task_attributes": task_attributes,
+        "workflow_sid": workflow_sid,
+        "workflow_name": workflow_name,
+        "task_queue_sid": task_queue_sid,
+        "task_channel_sid": task_channel_sid,
+        "task_channel_unique_name": task_channel_unique_name,
+        "task_date_created": _ms(task_date_created),
+    }
+
+
+def target_matched_data(filter_index: int | None, filter_name: str | None, step_index: int) -> dict[str, Any]:
+    """What `workflow.target-matched` adds: which filter and which of its steps."""
+    return {
+        "workflow_filter_name": filter_name if filter_index is not None else "Default Filter",
+        "workflow_filter_target_index": str(step_index),
+    }
+
+
 def worker_data(worker: Worker) -> dict[str, Any]:
     """The Worker group of event data."""
     return {

@@ -165,7 +165,7 @@ class CommandHandlers:
         return await self._run(
             command,
             lambda unit: reply_of(task_ops.create_task(unit, command).model),
-            prepare,
+            self._both(prepare, self._workflow_current(command)),
         )
 
     async def on_task_update(self, body: dict) -> dict:
@@ -295,6 +295,18 @@ class CommandHandlers:
                 config.channel(key) is None for key in channel_keys
             )
             if missing:
+                await self.dispatcher.refresh_configuration(command.workspace_sid)
+
+        return prepare
+
+    def _workflow_current(self, command: CreateTask) -> Prepare:
+        """Read the configuration again if the gateway saw a newer workflow than this copy."""
+        seen = command.workflow_date_updated
+        workflow_sid = command.workflow_sid or command.routing_target or ""
+
+        async def prepare(state: WorkspaceState) -> None:
+            workflow = state.config.workflows.get(workflow_sid)
+            if seen is not None and workflow is not None and workflow.date_updated < seen:
                 await self.dispatcher.refresh_configuration(command.workspace_sid)
 
         return prepare

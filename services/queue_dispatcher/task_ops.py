@@ -18,12 +18,18 @@ from services.queue_dispatcher.state_machine import (
     check_client_task_transition,
     parse_task_status,
 )
-from services.queue_dispatcher.unit import Unit
+from services.queue_dispatcher.unit import SYSTEM, Actor, Unit
 from shared.commands import CreateTask, DeleteTask, RemoveTask, RouteTask, UpdateTask
 from shared.errors import DomainValidationError, NotFoundError
-from shared.events import task_data
-from shared.models import ReservationStatus, Task, TaskChannel, TaskStatus
+from shared.events import target_matched_data, task_data, workflow_task_data
+from shared.models import ReservationStatus, Task, TaskChannel, TaskStatus, Workflow
 from shared.sids import SidPrefix, new_sid
+from shared.workflow_routing import (
+    ParsedWorkflows,
+    RoutingDecision,
+    first_step_at_creation,
+    step_fields,
+)
 
 # TODO: assigned tasks are not removed after 24 h (`task.system-deleted`) and
 # completed or canceled tasks are not removed after 5 minutes; they stay in the
@@ -31,10 +37,17 @@ from shared.sids import SidPrefix, new_sid
 T = TaskStatus
 TTL_REASON = "Task TTL Exceeded"
 _FINISHED = (T.ASSIGNED, T.WRAPPING, T.COMPLETED, T.CANCELED)
+_WORKFLOWS = ParsedWorkflows()
 
 
 def create_task(unit: Unit, command: CreateTask) -> TaskState:
-    """A new pending task in no queue; the router answers `task.created` with `task.route`."""
+    """A new pending task, in its workflow's first step when that is a plain queue step.
+
+    Taking the first step here saves the router's round trip and a second write
+    of the task; the router adopts the step when it reads `task.created` (which
+    then names the queue). Otherwise the task waits in no queue and the router
+    answers `task.created` with `task.route`.
+    """
     state, now = unit.state, unit.now
     channel = _channel(unit, command.task_channel or "default")
     routing_target = command.routing_target or command.task_queue_sid
@@ -69,9 +82,92 @@ def create_task(unit: Unit, command: CreateTask) -> TaskState:
     task = TaskState(model, parse_attributes(model.attributes))
     state.tasks[task.sid] = task
     unit.created(task)
-    _emit(unit, task, "task.created")
+    first = None
+    if workflow is not None and (routing_target is None or routing_target == workflow.sid):
+        first = _first_step(unit, task, workflow, command)
+    if first is None:
+        _emit(unit, task, "task.created")
+    else:
+        _take_first_step(unit, task, workflow, *first)
     unit.schedule("task", task.sid, ttl_due(task))
     return task
+
+
+def _first_step(
+    unit: Unit, task: TaskState, workflow: Workflow, command: CreateTask
+) -> tuple[RoutingDecision, RoutingStep] | None:
+    """The workflow's first step if the dispatcher may take it now (see `create_task`)."""
+    if command.workflow_date_updated is not None and workflow.date_updated < command.workflow_date_updated:
+        return None  # this copy of the workflow is older than the gateway's
+    try:
+        config = _WORKFLOWS.get(workflow.sid, workflow.date_updated, workflow.configuration)
+    except ValueError:
+        return None
+    decision = first_step_at_creation(config, task.attributes, unit.now)
+    if decision is None or decision.target is None:
+        return None
+    fields = step_fields(decision.target)
+    if fields["queue_sid"] not in unit.state.config.queues:
+        return None
+    fields.pop("priority")
+    step = RoutingStep(
+        seq=1,
+        step_key=f"{task.sid}:1",
+        workflow_sid=workflow.sid,
+        ignore_capacity=task.model.ignore_capacity,
+        **fields,
+    )
+    return decision, step
+
+
+def _take_first_step(
+    unit: Unit, task: TaskState, workflow: Workflow, decision: RoutingDecision, step: RoutingStep
+) -> None:
+    """The events the router and `task.route` would have made, in the same order."""
+    assert decision.position is not None and decision.target is not None
+    queue = unit.state.config.queues[step.queue_sid or ""]
+    model = task.model
+    if decision.target.priority is not None:
+        model.priority = decision.target.priority
+    task.step = step
+    task.waiting = True
+    model.task_queue_sid = queue.sid
+    model.task_queue_friendly_name = queue.friendly_name
+    model.task_queue_entered_date = unit.now
+    _emit(unit, task, "task.created")
+    workflow_data = workflow_task_data(
+        task_sid=task.sid,
+        task_attributes=model.attributes,
+        workflow_sid=workflow.sid,
+        workflow_name=workflow.friendly_name,
+        task_queue_sid=queue.sid,
+        task_channel_sid=model.task_channel_sid,
+        task_channel_unique_name=model.task_channel_unique_name,
+        task_date_created=model.date_created,
+    )
+    position = decision.position
+    matched = target_matched_data(position.filter_index, decision.filter_friendly_name, position.step_index)
+    for event_type, data in (
+        ("workflow.entered", workflow_data),
+        ("workflow.target-matched", {**workflow_data, **{k: v for k, v in matched.items() if v is not None}}),
+    ):
+        unit.emit(
+            event_type,
+            resource_type="task",
+            resource_sid=task.sid,
+            data=data,
+            description=f"Task {task.sid} {event_type}",
+            actor=SYSTEM,
+        )
+    _emit(
+        unit,
+        task,
+        "task-queue.entered",
+        {"task_queue_target_expression": queue.target_workers},
+        actor=SYSTEM,
+    )
+    unit.state.index.refresh_task(task)
+    unit.match_task(task.sid)
 
 
 def update_task(unit: Unit, task: TaskState, command: UpdateTask) -> None:
@@ -304,7 +400,11 @@ def _check_routing_target(unit: Unit, target: str | None) -> None:
 
 
 def _emit(
-    unit: Unit, task: TaskState, event_type: str, extra: dict[str, Any] | None = None
+    unit: Unit,
+    task: TaskState,
+    event_type: str,
+    extra: dict[str, Any] | None = None,
+    actor: Actor | None = None,
 ) -> None:
     unit.emit(
         event_type,
@@ -312,4 +412,5 @@ def _emit(
         resource_sid=task.sid,
         data={**task_data(task.model, unit.now), **(extra or {})},
         description=f"Task {task.sid} {event_type.split('.', 1)[1]}",
+        actor=actor,
     )

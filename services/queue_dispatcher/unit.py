@@ -115,7 +115,10 @@ class Unit:
         resource_sid: str,
         data: dict[str, Any],
         description: str = "",
+        actor: Actor | None = None,
     ) -> Event:
+        """Record an event of this decision; `actor` defaults to the command's."""
+        actor = self.actor if actor is None else actor
         event = make_event(
             event_type,
             account_sid=self.state.account_sid,
@@ -125,10 +128,10 @@ class Unit:
             at=self.now,
             description=description,
             data=data,
-            actor_type=self.actor.kind,
-            actor_sid=self.actor.sid,
+            actor_type=actor.kind,
+            actor_sid=actor.sid,
         )
-        event.source_ip_address = self.actor.source_ip_address
+        event.source_ip_address = actor.source_ip_address
         self.events.append(event)
         return event
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pymongo import DeleteOne, InsertOne, ReplaceOne
 
-from services.workflow_router.routing import RoutingPosition
+from shared.workflow_routing import RoutingPosition
 from shared.storage import collections as c
 from shared.storage.committer import Write
 

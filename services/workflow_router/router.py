@@ -1,9 +1,13 @@
 """The workflow-router: walks each task through its workflow's routing steps.
 
-It owns each task's routing position (filter, step, deadline). On `task.created`
-it picks the first step, records it, and tells the queue-dispatcher to place the
-task in that step's queue (`task.route`); the dispatcher answers whether it
-reserved a worker, is waiting, or the step was skipped (`skip_if`). Deadlines
+It owns each task's routing position (filter, step, deadline). Most tasks
+arrive already in their first step: the queue-dispatcher takes it while creating
+the task (a plain queue step, no `skip_if`), and `task.created` names the queue;
+the router makes the same choice again, records it and arms its deadline.
+Otherwise, on `task.created` it picks the first step, records it, and tells the
+queue-dispatcher to place the task in that step's queue (`task.route`); the
+dispatcher answers whether it reserved a worker, is waiting, or the step was
+skipped (`skip_if`). Deadlines
 fire here, move the task on, and wait while a reservation is pending
 (`deferred`), finishing the move when that reservation is rejected or times out.
 
@@ -32,26 +36,25 @@ import orjson
 
 from services.workflow_router import positions
 from services.workflow_router.positions import PositionRecord
-from services.workflow_router.routing import (
+from shared.workflow_routing import (
     RoutingAction,
     RoutingDecision,
+    ParsedWorkflows,
     enter_workflow,
     next_after_skip,
     next_after_timeout,
+    step_fields,
+    target_at,
 )
 from shared.commands import RemoveTask, RouteTask
 from shared.config_view import ConfigView, is_configuration_event
 from shared.errors import ConflictError
-from shared.events import Event, make_event
+from shared.events import Event, make_event, target_matched_data, workflow_task_data
 from shared.runtime import ServiceRuntime
 from shared.storage import collections as c
 from shared.subjects import QUEUE_DISPATCHER
 from shared.timers import Clock, Timers, system_clock
-from shared.workflow_config import (
-    RoutingTarget,
-    WorkflowConfiguration,
-    parse_workflow_configuration,
-)
+from shared.workflow_config import RoutingTarget, WorkflowConfiguration
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,16 @@ def _attributes(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _same_first_step(decision: RoutingDecision, queue_sid: str) -> bool:
+    target = decision.target
+    return (
+        decision.action is RoutingAction.ROUTE
+        and target is not None
+        and target.queue_sid == queue_sid
+        and target.skip_if is None
+    )
+
+
 def _ms_to_datetime(value: Any, default: datetime) -> datetime:
     from datetime import UTC
 
@@ -95,7 +108,7 @@ class Router:
         self.records: dict[str, PositionRecord] = {}
         self.timers: Timers[str] = Timers(self.on_deadline, clock)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._parsed: dict[tuple[str, datetime], WorkflowConfiguration] = {}
+        self._parsed = ParsedWorkflows()
         # Set by the partitioned wiring (`partitioning.PartitionedRouting`), for tests.
         self.partitioning: Any = None
 
@@ -221,8 +234,46 @@ class Router:
         if target.startswith("WQ") or target.startswith("WK"):
             await self._enter_direct(record, target)
             return
+        if data.get("task_queue_sid"):
+            await self._adopt_first_step(record, data["task_queue_sid"])
+            return
         decision = await self._decide(record, lambda cfg: enter_workflow(cfg, _attributes(record.task_attributes), now))
         await self._move(record, decision, cause="entered", defer=False)
+
+    async def _adopt_first_step(self, record: PositionRecord, queue_sid: str) -> None:
+        """The dispatcher took the first step at creation: record it, send nothing.
+
+        The same choice is made again here from the same attributes at the same
+        moment (the task's creation). If this replica's configuration chooses
+        otherwise (it changed in between), the task is routed again from its
+        first filter, as on a re-evaluation.
+        """
+        at = record.task_created_at
+        attributes = _attributes(record.task_attributes)
+        entered = record.model_copy(update={"seq": 1, "queue_sid": queue_sid, "step_entered_at": at})
+        decision = await self._decide(entered, lambda cfg: enter_workflow(cfg, attributes, at))
+        if not _same_first_step(decision, queue_sid):
+            await self.view.refresh(record.workspace_sid)
+            decision = await self._decide(entered, lambda cfg: enter_workflow(cfg, attributes, at))
+        if not _same_first_step(decision, queue_sid):
+            logger.warning(
+                "first step taken at creation differs from this configuration; routing again",
+                extra={"task_sid": record.task_sid, "queue_sid": queue_sid},
+            )
+            await self._move(entered, decision, cause="reevaluated", defer=False)
+            return
+        assert decision.position is not None and decision.target is not None
+        await self._save(
+            entered.model_copy(
+                update={
+                    "filter_index": decision.position.filter_index,
+                    "step_index": decision.position.step_index,
+                    "default_filter_allowed": decision.position.default_filter_allowed,
+                    "deadline": self._deadline(entered, decision.target),
+                }
+            ),
+            first=True,
+        )
 
     async def _on_reservation_ended(self, task_sid: str) -> None:
         record = self.records.get(task_sid)
@@ -357,8 +408,6 @@ class Router:
         config = await self._configuration(record.workspace_sid, record.workflow_sid)
         if config is None:
             return "gone"
-        from services.workflow_router.routing import target_at
-
         try:
             target = target_at(config, record.position)
         except ValueError:
@@ -373,13 +422,7 @@ class Router:
             workflow_sid=record.workflow_sid or "",
             step_key=f"{record.task_sid}:{record.seq}",
             seq=record.seq,
-            queue_sid=target.queue_sid or None,
-            priority=target.priority,
-            expression=target.expression.text if target.expression else None,
-            order_by=_order_by_text(target),
-            skip_if=target.skip_if.text if target.skip_if else None,
-            known_worker_sid=target.known_worker_sid_path,
-            known_worker_friendly_name=target.known_worker_friendly_name_path,
+            **step_fields(target),
             defer_if_reserved=defer,
             target_worker_sid=record.direct_worker_sid,
             ignore_capacity=record.ignore_capacity,
@@ -426,27 +469,24 @@ class Router:
             workflow = None if config is None else config.workflows.get(workflow_sid)
         if workflow is None:
             return None
-        key = (workflow.sid, workflow.date_updated)
-        if key not in self._parsed:
-            self._parsed[key] = parse_workflow_configuration(workflow.configuration)
-        return self._parsed[key]
+        return self._parsed.get(workflow.sid, workflow.date_updated, workflow.configuration)
 
     def _event(self, record: PositionRecord, event_type: str, extra: Mapping[str, Any] | None = None) -> Event:
         workflow_name = None
         config = self.view.cached(record.workspace_sid)
         if config is not None and record.workflow_sid in config.workflows:
             workflow_name = config.workflows[record.workflow_sid].friendly_name
-        data = {
-            "task_sid": record.task_sid,
-            "task_attributes": record.task_attributes,
-            "workflow_sid": record.workflow_sid,
-            "workflow_name": workflow_name,
-            "task_queue_sid": record.queue_sid,
-            "task_channel_sid": record.task_channel_sid,
-            "task_channel_unique_name": record.task_channel_unique_name,
-            "task_date_created": str(int(record.task_created_at.timestamp() * 1000)),
-            **{k: v for k, v in (extra or {}).items() if v is not None},
-        }
+        data = workflow_task_data(
+            task_sid=record.task_sid,
+            task_attributes=record.task_attributes,
+            workflow_sid=record.workflow_sid,
+            workflow_name=workflow_name,
+            task_queue_sid=record.queue_sid,
+            task_channel_sid=record.task_channel_sid,
+            task_channel_unique_name=record.task_channel_unique_name,
+            task_date_created=record.task_created_at,
+        )
+        data.update({k: v for k, v in (extra or {}).items() if v is not None})
         return make_event(
             event_type,
             account_sid=record.account_sid,
@@ -466,20 +506,6 @@ class Router:
             events.append(self._event(new, "workflow.entered"))
         if cause == "timeout" and old.queue_sid:
             events.append(self._event(old, "task-queue.timeout"))
-        filter_name = decision.filter_friendly_name if new.filter_index is not None else "Default Filter"
-        events.append(
-            self._event(
-                new,
-                "workflow.target-matched",
-                {"workflow_filter_name": filter_name, "workflow_filter_target_index": str(new.step_index)},
-            )
-        )
+        matched = target_matched_data(new.filter_index, decision.filter_friendly_name, new.step_index)
+        events.append(self._event(new, "workflow.target-matched", matched))
         return events
-
-
-def _order_by_text(target: RoutingTarget) -> str | None:
-    if target.order_by is None:
-        return None
-    return ", ".join(
-        f"worker.{path} {'DESC' if descending else 'ASC'}" for path, descending in target.order_by.clauses
-    )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from pymongo import MongoClient
 
+from shared.storage import collections as c
 from tests.e2e.conftest import RunningSystem, eventually
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +66,13 @@ def test_task_escalates_to_the_next_queue_on_step_timeout(system: RunningSystem)
 def test_escalation_deadline_survives_a_router_crash(system: RunningSystem):
     ws, workflow, tier1, tier2, junior = _escalating_workspace(system)
     task = ws.tasks.create(attributes=json.dumps({"type": "support"}), workflow_sid=workflow.sid)
-    assert eventually(lambda: ws.tasks(task.sid).fetch().task_queue_sid == tier1.sid)
+    assert ws.tasks(task.sid).fetch().task_queue_sid == tier1.sid  # taken at creation
+    # The router records the step and arms its deadline when it handles
+    # task.created; kill it after that, not inside that write's transaction
+    # (the store holds a killed transaction's documents for 60 s).
+    with MongoClient(system.env["MONGODB_URL"]) as store:
+        positions = store[system.env["MONGODB_DATABASE"]][c.ROUTING_POSITIONS]
+        eventually(lambda: positions.find_one({"_id": task.sid}))
 
     system.restart("workflow_router")  # SIGKILL while the step timer is armed
 

@@ -135,6 +135,9 @@ async def create_task(
         ignore_capacity=params.boolean("IgnoreCapacity", lenient=True),
         task_queue_sid=queue_sid,
     )
+    workflow = config.workflows.get(command.workflow_sid or command.routing_target or "")
+    if workflow is not None:
+        command.workflow_date_updated = workflow.date_updated
     task = Task.model_validate(await send(gateway, config, command))
     return _task_response(task, gateway, 201)
 

@@ -111,9 +111,19 @@ async def test_created_task_is_routed_and_reserved(system):
             {"task_sid": task["sid"], "reservation_status": "pending"}
         )
 
+    # The dispatcher took the first step while creating the task.
+    assert task["task_queue_sid"] == config.queue
     reservation = await _wait_for(reservation_of_task, "the first reservation")
     assert reservation["worker_sid"] == worker["sid"]
     assert reservation["task_queue_sid"] == config.queue
+
+    async def position_recorded():
+        return router.records.get(task["sid"])
+
+    # The router adopts that step (and arms its deadline) when it reads task.created.
+    position = await _wait_for(position_recorded, "the router's position")
+    assert (position.seq, position.filter_index, position.step_index) == (1, 0, 0)
+    assert position.deadline == T0 + timedelta(seconds=30)
 
     # The step times out while the task is reserved: the router is told to wait.
     clock.now = T0 + timedelta(seconds=31)

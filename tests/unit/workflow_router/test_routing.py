@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.workflow_router.routing import (
+from shared.workflow_routing import (
     EVENT_SKIPPED,
     EVENT_TIMEOUT,
     REASON_SKIPPED,

@@ -27,6 +27,11 @@ Decisions on points the specification leaves open (unconfirmed there):
   moment of the move, so attribute updates and time of day count.
 - A position that does not fit the configuration (the workflow changed without
   re-evaluation) raises `ValueError`; the service should re-enter the task.
+
+Both the workflow-router and the queue-dispatcher use these: the dispatcher
+takes a task's first step itself when it creates the task (see
+`first_step_at_creation`), and the router, the owner of routing positions,
+confirms that step and walks the task on from there.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.workflow_config import RoutingTarget, WorkflowConfiguration
+from shared.workflow_config import (
+    RoutingTarget,
+    WorkflowConfiguration,
+    parse_workflow_configuration,
+)
 
 REASON_TIMEOUT = "Task canceled on Workflow timeout"
 REASON_SKIPPED = "Task canceled on Workflow skip"
@@ -226,3 +235,55 @@ def _removal(why: _StepEnd) -> RoutingDecision:
     return RoutingDecision(
         RoutingAction.REMOVE, reason=REASON_TIMEOUT, event_type=EVENT_TIMEOUT
     )
+
+
+def first_step_at_creation(
+    config: WorkflowConfiguration, task_attributes: Mapping[str, Any], now: datetime
+) -> RoutingDecision | None:
+    """The first step, if the dispatcher may take it while creating the task.
+
+    Only a plain move into a queue qualifies: a step with `skip_if` needs the
+    router to go on when it is skipped, and a removal is the router's to make.
+    """
+    decision = enter_workflow(config, task_attributes, now)
+    if decision.action is not RoutingAction.ROUTE or decision.target is None:
+        return None
+    if decision.target.skip_if is not None:
+        return None
+    return decision
+
+
+def step_fields(target: RoutingTarget) -> dict[str, Any]:
+    """A step as the queue-dispatcher stores it: expressions as their text."""
+    order_by = None
+    if target.order_by is not None:
+        order_by = ", ".join(
+            f"worker.{path} {'DESC' if descending else 'ASC'}"
+            for path, descending in target.order_by.clauses
+        )
+    return {
+        "queue_sid": target.queue_sid or None,
+        "priority": target.priority,
+        "expression": target.expression.text if target.expression else None,
+        "order_by": order_by,
+        "skip_if": target.skip_if.text if target.skip_if else None,
+        "known_worker_sid": target.known_worker_sid_path,
+        "known_worker_friendly_name": target.known_worker_friendly_name_path,
+    }
+
+
+class ParsedWorkflows:
+    """Parsed workflow configurations by (workflow SID, date updated), bounded."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._parsed: dict[tuple[str, datetime], WorkflowConfiguration] = {}
+
+    def get(self, sid: str, date_updated: datetime, text: str) -> WorkflowConfiguration:
+        key = (sid, date_updated)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            if len(self._parsed) >= self.limit:
+                self._parsed.pop(next(iter(self._parsed)))
+            parsed = self._parsed[key] = parse_workflow_configuration(text)
+        return parsed
