@@ -94,13 +94,25 @@ async def _seed(db, steps: list[dict]) -> tuple[Workspace, Workflow, list[TaskQu
     return workspace, workflow, queues
 
 
-async def _create_task(peer: ServiceRuntime, workspace: Workspace, workflow: Workflow, attributes: dict) -> Task:
+async def _create_task(
+    peer: ServiceRuntime, workspace: Workspace, workflow: Workflow, attributes: dict, queue_sid: str | None = None
+) -> Task:
+    """`task.created`; `queue_sid` as when the dispatcher took the first step itself."""
     task = Task(sid=new_sid(SidPrefix.TASK), account_sid=workspace.account_sid, workspace_sid=workspace.sid,
-                attributes=json.dumps(attributes), workflow_sid=workflow.sid, date_created=T0)
+                attributes=json.dumps(attributes), workflow_sid=workflow.sid, date_created=T0,
+                task_queue_sid=queue_sid)
     event = make_event("task.created", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
                        resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
     await peer.committer.commit([], [event])
     return task
+
+
+async def _recorded(router, task_sid: str, seconds: float = 10):
+    deadline = asyncio.get_running_loop().time() + seconds
+    while task_sid not in router.records:
+        assert asyncio.get_running_loop().time() < deadline, f"no position for {task_sid}"
+        await asyncio.sleep(0.02)
+    return router.records[task_sid]
 
 
 async def test_task_escalates_on_timeouts_measured_on_task_age(world):
@@ -201,3 +213,35 @@ async def test_a_position_recorded_elsewhere_is_continued_not_entered_twice(worl
     assert dispatcher.commands.empty()  # no entry at step 0 was sent
     stored = await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task_sid})
     assert (stored["seq"], stored["step_index"]) == (2, 1)
+
+
+async def test_a_first_step_taken_at_creation_is_adopted_without_a_command(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[0].sid)
+
+    position = await _recorded(router, task.sid)
+    assert (position.seq, position.filter_index, position.step_index) == (1, 0, 0)
+    assert position.queue_sid == queues[0].sid
+    assert position.deadline == T0 + timedelta(seconds=30)
+    stored = await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task.sid})
+    assert (stored["seq"], stored["step_index"]) == (1, 0)
+    assert dispatcher.commands.empty()  # the dispatcher already placed the task
+
+    clock.now = T0 + timedelta(seconds=30)
+    assert await router.timers.fire_due() == 1
+    moved = await dispatcher.next()
+    assert (moved["queue_sid"], moved["seq"]) == (queues[1].sid, 2)
+
+
+async def test_a_first_step_the_router_would_not_take_is_routed_again(world):
+    """The dispatcher's copy of the workflow chose another queue (it changed in
+    between): the router's choice wins, as a re-evaluation."""
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[2].sid)
+
+    command = await dispatcher.next()
+    assert (command["queue_sid"], command["seq"]) == (queues[0].sid, 2)
+    position = await _recorded(router, task.sid)
+    assert (position.seq, position.step_index, position.queue_sid) == (2, 0, queues[0].sid)

@@ -16,11 +16,14 @@ from shared.workflow_routing import (
     RoutingAction,
     RoutingDecision,
     RoutingPosition,
+    ParsedWorkflows,
     enter_workflow,
+    first_step_at_creation,
     next_after_skip,
     next_after_timeout,
     should_skip,
     step_deadline,
+    step_fields,
     target_at,
 )
 from shared.workflow_config import WorkflowConfiguration, parse_workflow_configuration
@@ -419,3 +422,46 @@ def test_full_walk_through_every_consequence() -> None:
 
     decision = next_after_skip(LADDER, position, task, _at(90))
     _assert_removed(decision, REASON_SKIPPED, EVENT_SKIPPED)
+
+
+# -- the first step as the queue-dispatcher takes it at creation -------------------
+def test_first_step_at_creation_is_a_plain_queue_step():
+    config = _config(
+        [_filter("Sales", "type == 'sales'", {"queue": SALES, "priority": 3, "timeout": 20})],
+        default_queue=FALLBACK,
+    )
+    decision = first_step_at_creation(config, {"type": "sales"}, T0)
+    assert decision is not None
+    _assert_routed(decision, 0, 0, SALES)
+    fields = step_fields(decision.target)
+    assert (fields["queue_sid"], fields["priority"], fields["skip_if"]) == (SALES, 3, None)
+
+
+def test_first_step_at_creation_leaves_skip_if_and_removal_to_the_router():
+    skipping = _config(
+        [_filter("S", "1 == 1", {"queue": SALES, "skip_if": "workers.available == 0"})]
+    )
+    assert first_step_at_creation(skipping, {}, T0) is None
+    nothing_matches = _config([_filter("S", "type == 'sales'", {"queue": SALES})])
+    assert enter_workflow(nothing_matches, {}, T0).action is RoutingAction.REMOVE
+    assert first_step_at_creation(nothing_matches, {}, T0) is None
+
+
+def test_step_fields_write_order_by_as_text():
+    config = _config(
+        [_filter("S", "1 == 1", {"queue": SALES, "order_by": "worker.level DESC"})]
+    )
+    decision = enter_workflow(config, {}, T0)
+    assert decision.target is not None
+    target = decision.target
+    assert step_fields(target)["order_by"] == "worker.level DESC"
+
+
+def test_parsed_workflows_are_kept_per_version_and_bounded():
+    text = json.dumps({"task_routing": {"default_filter": {"queue": SALES}}})
+    cache = ParsedWorkflows(limit=2)
+    first = cache.get("WW1", T0, text)
+    assert cache.get("WW1", T0, text) is first
+    assert cache.get("WW1", _at(1), text) is not first  # a newer version is parsed again
+    cache.get("WW2", T0, text)  # the third entry pushes out the oldest
+    assert cache.get("WW1", T0, text) is not first
