@@ -58,9 +58,6 @@ SECRET_KEYS = {
     "TASKROUTER_AUTH_TOKEN",
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
-# TODO: the gateway reads TASKROUTER_ALLOW_INSECURE_HTTP through services/gateway/
-# tls.py, but GatewaySettings has no field for it yet; drop this set once it has.
-PENDING_SETTINGS = {"gateway": {"TASKROUTER_ALLOW_INSECURE_HTTP"}}
 
 
 @functools.cache
@@ -298,7 +295,7 @@ def test_network_policy_lets_in_metrics_and_out_only_dns_nats_mongodb(
 @pytest.mark.parametrize("component", SERVICES)
 def test_settings_come_from_known_config_maps_and_the_secret(overlay, component):
     _, settings = SERVICES[component]
-    known = setting_names(settings) | PENDING_SETTINGS.get(component, set())
+    known = setting_names(settings)
     (container,) = pod_spec(deployment(overlay, component))["containers"]
 
     config_maps = [source["configMapRef"]["name"] for source in container["envFrom"]]
