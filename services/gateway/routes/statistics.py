@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from services.gateway.context import Caller, CallerDep, Gateway, GatewayDep
 from services.gateway.paging import page_in_memory, page_request
-from services.gateway.params import Params, check_sid
+from services.gateway.params import INT64_MAX, Params, check_sid
 from services.gateway.routes._common import command_base, list_page, ok, path_sid, query_params
 from shared.commands import StatisticsQuery
 from shared.config_view import WorkspaceConfig
@@ -66,6 +66,11 @@ def _thresholds(values: list[str]) -> list[int]:
         ) from None
     if any(t < 0 for t in thresholds):
         raise DomainValidationError("SplitByWaitTime cannot be negative", param="SplitByWaitTime")
+    if any(t > INT64_MAX for t in thresholds):
+        # Wider integers cannot be sent on to the statistics service (64-bit JSON).
+        raise DomainValidationError(
+            f"SplitByWaitTime is out of range, got {','.join(values)!r}", param="SplitByWaitTime"
+        )
     return thresholds
 
 

@@ -235,6 +235,9 @@ def test_statistics_routes_check_parameters_and_keep_literal_segments(http, ws):
     _status(http.get(f"{base}/Statistics", params={"Minutes": "x"}), 400, "Minutes")
     _status(http.get(f"{base}/CumulativeStatistics", params={"SplitByWaitTime": "5,a"}), 400,
             "SplitByWaitTime")
+    # Wider than 64 bits: refused here, never sent on (it cannot be encoded).
+    _status(http.get(f"{base}/Statistics", params={"SplitByWaitTime": f"5,{2**63}"}), 400,
+            "SplitByWaitTime")
     _status(http.get(f"{base}/RealTimeStatistics", params={"TaskChannel": "fax"}), 400,
             "TaskChannel")
     _status(http.post(f"{base}/TaskQueues/RealTimeStatistics", json={"QueueSids": []}), 400,
