@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.workflow_config import (
@@ -270,6 +270,15 @@ def step_fields(target: RoutingTarget) -> dict[str, Any]:
         "known_worker_sid": target.known_worker_sid_path,
         "known_worker_friendly_name": target.known_worker_friendly_name_path,
     }
+
+
+def workflow_version(date_updated: datetime) -> int:
+    """A workflow configuration's version as services compare it: `date_updated` in
+    whole epoch milliseconds (as the store keeps it)."""
+    return (date_updated - _EPOCH) // timedelta(milliseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ParsedWorkflows:

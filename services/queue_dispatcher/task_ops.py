@@ -29,6 +29,7 @@ from shared.workflow_routing import (
     RoutingDecision,
     first_step_at_creation,
     step_fields,
+    workflow_version,
 )
 
 # TODO: assigned tasks are not removed after 24 h (`task.system-deleted`) and
@@ -134,7 +135,8 @@ def _take_first_step(
     model.task_queue_sid = queue.sid
     model.task_queue_friendly_name = queue.friendly_name
     model.task_queue_entered_date = unit.now
-    _emit(unit, task, "task.created")
+    # The router checks it chose with the same workflow version (else it re-evaluates).
+    _emit(unit, task, "task.created", {"workflow_date_updated": str(workflow_version(workflow.date_updated))})
     workflow_data = workflow_task_data(
         task_sid=task.sid,
         task_attributes=model.attributes,

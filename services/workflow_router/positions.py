@@ -35,6 +35,11 @@ class PositionRecord(BaseModel):
     queue_sid: str | None = Field(None, description="Queue of the current step.")
     deadline: datetime | None = None
     overdue: bool = Field(False, description="Deadline passed while a reservation was pending.")
+    reenter: bool = Field(
+        False,
+        description="The overdue move is a re-evaluation: when the pending reservation "
+        "ends, the task enters its workflow again (instead of leaving its step on timeout).",
+    )
 
     @property
     def position(self) -> RoutingPosition:

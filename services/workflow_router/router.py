@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from collections import OrderedDict
+
 import orjson
 
 from services.workflow_router import positions
@@ -45,6 +47,7 @@ from shared.workflow_routing import (
     next_after_timeout,
     step_fields,
     target_at,
+    workflow_version,
 )
 from shared.commands import RemoveTask, RouteTask
 from shared.config_view import ConfigView, is_configuration_event
@@ -59,6 +62,9 @@ from shared.workflow_config import RoutingTarget, WorkflowConfiguration
 logger = logging.getLogger(__name__)
 
 _FINISHED = {"task.canceled", "task.completed", "task.deleted", "task.system-deleted"}
+# Tasks whose routing ended, remembered so a late redelivery of their
+# `task.created` does not record a position again (bounded; oldest forgotten).
+FINISHED_REMEMBERED = 100_000
 _RESERVATION_ENDED = {"reservation.rejected", "reservation.timeout", "reservation.canceled"}
 
 
@@ -77,6 +83,13 @@ def _attributes(text: str | None) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _same_first_step(decision: RoutingDecision, queue_sid: str) -> bool:
@@ -109,6 +122,7 @@ class Router:
         self.timers: Timers[str] = Timers(self.on_deadline, clock)
         self._locks: dict[str, asyncio.Lock] = {}
         self._parsed = ParsedWorkflows()
+        self._finished: OrderedDict[str, None] = OrderedDict()
         # Set by the partitioned wiring (`partitioning.PartitionedRouting`), for tests.
         self.partitioning: Any = None
 
@@ -159,8 +173,8 @@ class Router:
                 continue
             async with self._lock(task_sid):
                 record = self.records.get(task_sid)
-                if record is not None:
-                    await self._send_current(record)
+                if record is not None and await self._send_current(record) == "gone":
+                    await self._finish(task_sid)
 
     # -- events ------------------------------------------------------------------
     async def on_event(self, body: Mapping[str, Any]) -> None:
@@ -178,6 +192,7 @@ class Router:
             if event_type == "task.created":
                 await self._on_task_created(body, data)
             elif event_type in _FINISHED or event_type == "reservation.accepted":
+                self._remember_finished(task_sid)
                 await self._finish(task_sid)
             elif event_type in _RESERVATION_ENDED:
                 await self._on_reservation_ended(task_sid)
@@ -211,8 +226,11 @@ class Router:
 
     async def _enter(self, body: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         task_sid = data["task_sid"]
+        if task_sid in self._finished:
+            return  # a late redelivery: the task's routing has ended
         if task_sid in self.records:
-            await self._send_current(self.records[task_sid])
+            if await self._send_current(self.records[task_sid]) == "gone":
+                await self._finish(task_sid)
             return
         # Every stored position is in memory (loaded before events are consumed),
         # so a task not in `records` has none: no store read here.
@@ -235,32 +253,38 @@ class Router:
             await self._enter_direct(record, target)
             return
         if data.get("task_queue_sid"):
-            await self._adopt_first_step(record, data["task_queue_sid"])
+            await self._adopt_first_step(record, data["task_queue_sid"], data.get("workflow_date_updated"))
             return
         decision = await self._decide(record, lambda cfg: enter_workflow(cfg, _attributes(record.task_attributes), now))
         await self._move(record, decision, cause="entered", defer=False)
 
-    async def _adopt_first_step(self, record: PositionRecord, queue_sid: str) -> None:
+    async def _adopt_first_step(self, record: PositionRecord, queue_sid: str, used: Any) -> None:
         """The dispatcher took the first step at creation: record it, send nothing.
 
-        The same choice is made again here from the same attributes at the same
-        moment (the task's creation). If this replica's configuration chooses
-        otherwise (it changed in between), the task is routed again from its
-        first filter, as on a re-evaluation.
+        `used` names the workflow version the dispatcher chose with (its
+        `date_updated` in epoch ms, from `task.created`). With the same version
+        the same choice is made here from the same attributes at the same moment
+        (the task's creation), so only the position and deadline are recorded.
+        With another version (a workflow update reached the dispatcher late), the
+        task is re-evaluated as `ReEvaluateTasks` would: moved to this
+        configuration's step, after any pending reservation has ended.
         """
         at = record.task_created_at
         attributes = _attributes(record.task_attributes)
         entered = record.model_copy(update={"seq": 1, "queue_sid": queue_sid, "step_entered_at": at})
-        decision = await self._decide(entered, lambda cfg: enter_workflow(cfg, attributes, at))
-        if not _same_first_step(decision, queue_sid):
+        used_ms = _int_or_none(used)
+        mine = await self._workflow_version(record)
+        if used_ms is not None and (mine is None or mine < used_ms):
             await self.view.refresh(record.workspace_sid)
-            decision = await self._decide(entered, lambda cfg: enter_workflow(cfg, attributes, at))
-        if not _same_first_step(decision, queue_sid):
-            logger.warning(
-                "first step taken at creation differs from this configuration; routing again",
-                extra={"task_sid": record.task_sid, "queue_sid": queue_sid},
+            mine = await self._workflow_version(record)
+        decision = await self._decide(entered, lambda cfg: enter_workflow(cfg, attributes, at))
+        if used_ms is None or mine != used_ms or not _same_first_step(decision, queue_sid):
+            logger.info(
+                "first step taken at creation with another workflow version; re-evaluating",
+                extra={"task_sid": record.task_sid, "used": used_ms, "current": mine},
             )
-            await self._move(entered, decision, cause="reevaluated", defer=False)
+            await self._save(entered, first=True)
+            await self._reevaluate(self.records[record.task_sid])
             return
         assert decision.position is not None and decision.target is not None
         await self._save(
@@ -275,10 +299,25 @@ class Router:
             first=True,
         )
 
+    async def _workflow_version(self, record: PositionRecord) -> int | None:
+        """This replica's version of the task's workflow: `date_updated` in epoch ms."""
+        config = await self.view.get(record.workspace_sid)
+        workflow = None if config is None else config.workflows.get(record.workflow_sid or "")
+        return None if workflow is None else workflow_version(workflow.date_updated)
+
+    def _remember_finished(self, task_sid: str) -> None:
+        self._finished[task_sid] = None
+        self._finished.move_to_end(task_sid)
+        while len(self._finished) > FINISHED_REMEMBERED:
+            self._finished.popitem(last=False)
+
     async def _on_reservation_ended(self, task_sid: str) -> None:
         record = self.records.get(task_sid)
         if record is not None and record.overdue:
-            await self._on_deadline_locked(record)
+            if record.reenter:
+                await self._reevaluate(record)
+            else:
+                await self._on_deadline_locked(record)
 
     async def _on_task_updated(self, task_sid: str, data: Mapping[str, Any]) -> None:
         record = self.records.get(task_sid)
@@ -328,7 +367,7 @@ class Router:
 
     async def _move(self, record: PositionRecord, decision: RoutingDecision, *, cause: str, defer: bool) -> None:
         if decision.action is RoutingAction.REMOVE:
-            await self._remove(record, decision, defer=defer)
+            await self._remove(record, decision, defer=defer, reenter=cause == "reevaluated")
             return
         assert decision.position is not None and decision.target is not None
         target = decision.target
@@ -342,13 +381,15 @@ class Router:
                 "queue_sid": target.queue_sid,
                 "deadline": self._deadline(record, target),
                 "overdue": False,
+                "reenter": False,
             }
         )
         events = self._move_events(record, moved, decision, cause)
         if defer:
             outcome = await self._send(moved, target, defer=True)
             if outcome == "deferred":
-                await self._save(record.model_copy(update={"overdue": True}))
+                reenter = cause == "reevaluated"
+                await self._save(record.model_copy(update={"overdue": True, "reenter": reenter}))
                 return
             await self._save(moved, events)
         else:
@@ -367,7 +408,9 @@ class Router:
         elif outcome == "stale":
             logger.warning("dispatcher is ahead of the routing position", extra={"task_sid": record.task_sid})
 
-    async def _remove(self, record: PositionRecord, decision: RoutingDecision, *, defer: bool) -> None:
+    async def _remove(
+        self, record: PositionRecord, decision: RoutingDecision, *, defer: bool, reenter: bool = False
+    ) -> None:
         command = RemoveTask(
             account_sid=record.account_sid,
             workspace_sid=record.workspace_sid,
@@ -380,7 +423,7 @@ class Router:
             QUEUE_DISPATCHER, command.action, command.model_dump(mode="json"), workspace_sid=record.workspace_sid
         )
         if (result or {}).get("outcome") == "deferred":
-            await self._save(record.model_copy(update={"overdue": True}))
+            await self._save(record.model_copy(update={"overdue": True, "reenter": reenter}))
             return
         event = self._event(record, decision.event_type or "workflow.timeout", {"reason": decision.reason})
         await self.runtime.committer.commit([positions.forget(record.task_sid)], [event])

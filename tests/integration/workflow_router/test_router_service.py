@@ -16,13 +16,14 @@ import pytest
 
 from services.workflow_router.app import build
 from services.workflow_router.settings import RouterSettings
-from shared.events import make_event, task_data
+from shared.events import Event, make_event, task_data
 from shared.models import Task, TaskQueue, Workflow, Workspace
 from shared.runtime import ServiceRuntime
 from shared.settings import load
 from shared.sids import SidPrefix, new_sid
 from shared.storage import collections as c
 from shared.subjects import QUEUE_DISPATCHER
+from shared.workflow_routing import workflow_version
 
 pytestmark = pytest.mark.integration
 
@@ -94,16 +95,24 @@ async def _seed(db, steps: list[dict]) -> tuple[Workspace, Workflow, list[TaskQu
     return workspace, workflow, queues
 
 
+def _created(workspace: Workspace, task: Task, **extra: str) -> Event:
+    return make_event("task.created", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                      resource_type="task", resource_sid=task.sid, at=T0, data={**task_data(task, T0), **extra})
+
+
 async def _create_task(
-    peer: ServiceRuntime, workspace: Workspace, workflow: Workflow, attributes: dict, queue_sid: str | None = None
+    peer: ServiceRuntime, workspace: Workspace, workflow: Workflow, attributes: dict,
+    queue_sid: str | None = None, chosen_with: datetime | None = None,
 ) -> Task:
-    """`task.created`; `queue_sid` as when the dispatcher took the first step itself."""
+    """`task.created`; `queue_sid` as when the dispatcher took the first step itself,
+    with the workflow version `chosen_with` (default: the workflow as seeded)."""
     task = Task(sid=new_sid(SidPrefix.TASK), account_sid=workspace.account_sid, workspace_sid=workspace.sid,
                 attributes=json.dumps(attributes), workflow_sid=workflow.sid, date_created=T0,
                 task_queue_sid=queue_sid)
-    event = make_event("task.created", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
-                       resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
-    await peer.committer.commit([], [event])
+    extra = {}
+    if queue_sid is not None:
+        extra["workflow_date_updated"] = str(workflow_version(chosen_with or workflow.date_updated))
+    await peer.committer.commit([], [_created(workspace, task, **extra)])
     return task
 
 
@@ -234,14 +243,70 @@ async def test_a_first_step_taken_at_creation_is_adopted_without_a_command(world
     assert (moved["queue_sid"], moved["seq"]) == (queues[1].sid, 2)
 
 
-async def test_a_first_step_the_router_would_not_take_is_routed_again(world):
-    """The dispatcher's copy of the workflow chose another queue (it changed in
-    between): the router's choice wins, as a re-evaluation."""
+async def test_a_first_step_chosen_with_another_workflow_version_is_re_evaluated(world):
+    """The dispatcher chose with a copy of the workflow older than the router's (an
+    update reached it late): even with the same queue, the step's other settings
+    may differ, so the task is re-evaluated, waiting for a pending reservation."""
     settings, clock, dispatcher, peer, runtime, router = world
     workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
-    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[2].sid)
+    older = workflow.date_updated - timedelta(seconds=1)
+    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[0].sid,
+                              chosen_with=older)
 
     command = await dispatcher.next()
-    assert (command["queue_sid"], command["seq"]) == (queues[0].sid, 2)
-    position = await _recorded(router, task.sid)
-    assert (position.seq, position.step_index, position.queue_sid) == (2, 0, queues[0].sid)
+    assert (command["queue_sid"], command["seq"], command["defer_if_reserved"]) == (queues[0].sid, 2, True)
+    stored = await _stored_when(runtime, task.sid, lambda doc: doc["seq"] == 2)
+    assert (stored["step_index"], stored["queue_sid"], stored["overdue"]) == (0, queues[0].sid, False)
+
+
+async def test_a_deferred_re_evaluation_enters_the_workflow_again_when_the_reservation_ends(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
+    sid = new_sid(SidPrefix.TASK)
+    dispatcher.reserved.add(sid)  # reserved in the same decision that created it
+    task = Task(sid=sid, account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                attributes=json.dumps({"type": "support"}), workflow_sid=workflow.sid, date_created=T0,
+                task_queue_sid=queues[2].sid)
+    await peer.committer.commit([], [_created(workspace, task, workflow_date_updated="0")])
+
+    deferred = await dispatcher.next()
+    assert (deferred["queue_sid"], deferred["seq"], deferred["defer_if_reserved"]) == (queues[0].sid, 2, True)
+    stored = await _stored_when(runtime, sid, lambda doc: doc.get("overdue"))
+    assert stored["reenter"] is True and stored["queue_sid"] == queues[2].sid
+
+    dispatcher.reserved.discard(sid)
+    rejected = make_event("reservation.rejected", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                          resource_type="reservation", resource_sid=new_sid(SidPrefix.RESERVATION), at=T0,
+                          data={"task_sid": sid})
+    await peer.committer.commit([], [rejected])
+    moved = await dispatcher.next()
+    # The first step of the current configuration, not the step after a timeout.
+    assert (moved["queue_sid"], moved["seq"]) == (queues[0].sid, 2)
+
+
+async def test_a_late_task_created_of_a_finished_task_records_nothing(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[0].sid)
+    await _recorded(router, task.sid)
+    completed = make_event("task.completed", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                           resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
+    await router.on_event(completed.model_dump())
+    assert task.sid not in router.records
+
+    redelivered = _created(workspace, task, workflow_date_updated=str(workflow_version(workflow.date_updated)))
+    await router.on_event(redelivered.model_dump())
+
+    assert task.sid not in router.records
+    assert await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task.sid}) is None
+    assert dispatcher.commands.empty()
+
+
+async def _stored_when(runtime: ServiceRuntime, task_sid: str, check, seconds: float = 10) -> dict:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        doc = await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task_sid})
+        if doc is not None and check(doc):
+            return doc
+        assert asyncio.get_running_loop().time() < deadline, f"position of {task_sid} not as expected"
+        await asyncio.sleep(0.02)

@@ -9,6 +9,7 @@ from dispatch_world import START, WORKFLOW, World
 
 from services.queue_dispatcher import task_ops
 from shared.commands import CreateTask
+from shared.workflow_routing import workflow_version
 
 
 def _configure(world: World, configuration: dict) -> None:
@@ -70,6 +71,9 @@ def test_plain_first_step_is_taken_at_creation_and_offered(world: World):
     ]
     created, _, matched, entered, _ = events
     assert created.event_data["task_queue_sid"] == sales
+    # The version of the workflow the step was chosen with, for the router's check.
+    chosen_with = world.state.config.workflows[WORKFLOW].date_updated
+    assert created.event_data["workflow_date_updated"] == str(workflow_version(chosen_with))
     assert matched.event_data["workflow_filter_name"] == "Sales"
     assert matched.event_data["workflow_filter_target_index"] == "0"
     assert matched.event_data["task_queue_sid"] == sales
