@@ -65,6 +65,9 @@ _FINISHED = {"task.canceled", "task.completed", "task.deleted", "task.system-del
 # Tasks whose routing ended, remembered so a late redelivery of their
 # `task.created` does not record a position again (bounded; oldest forgotten).
 FINISHED_REMEMBERED = 100_000
+# A task.created handled this long after the task's creation is checked with the
+# dispatcher before its first step is adopted silently.
+LATE_ARRIVAL = timedelta(seconds=5)
 _RESERVATION_ENDED = {"reservation.rejected", "reservation.timeout", "reservation.canceled"}
 
 
@@ -274,7 +277,7 @@ class Router:
         entered = record.model_copy(update={"seq": 1, "queue_sid": queue_sid, "step_entered_at": at})
         used_ms = _int_or_none(used)
         mine = await self._workflow_version(record)
-        if used_ms is not None and (mine is None or mine < used_ms):
+        if mine != used_ms:
             await self.view.refresh(record.workspace_sid)
             mine = await self._workflow_version(record)
         decision = await self._decide(entered, lambda cfg: enter_workflow(cfg, attributes, at))
@@ -283,8 +286,9 @@ class Router:
                 "first step taken at creation with another workflow version; re-evaluating",
                 extra={"task_sid": record.task_sid, "used": used_ms, "current": mine},
             )
-            await self._save(entered, first=True)
-            await self._reevaluate(self.records[record.task_sid])
+            # Nothing is recorded before the move: if it fails, the redelivered
+            # task.created comes here again.
+            await self._reevaluate(entered)
             return
         assert decision.position is not None and decision.target is not None
         await self._save(
@@ -298,6 +302,12 @@ class Router:
             ),
             first=True,
         )
+        if self.clock() - at > LATE_ARRIVAL:
+            # Perhaps a late redelivery after a restart: the task may have finished
+            # meanwhile. Re-sending the step is a no-op for a live task, and the
+            # dispatcher answers "gone" for a finished one.
+            if await self._send_current(self.records[record.task_sid]) == "gone":
+                await self._finish(record.task_sid)
 
     async def _workflow_version(self, record: PositionRecord) -> int | None:
         """This replica's version of the task's workflow: `date_updated` in epoch ms."""
@@ -324,15 +334,22 @@ class Router:
         attributes = data.get("task_attributes")
         if record is None or attributes is None or attributes == record.task_attributes:
             return
-        record = record.model_copy(update={"task_attributes": attributes})
-        self.records[task_sid] = record
-        await self._reevaluate(record)
+        # Recorded with the move only: if the move fails, the redelivered event
+        # still sees new attributes and tries again.
+        await self._reevaluate(record.model_copy(update={"task_attributes": attributes}))
 
     # -- deadlines ---------------------------------------------------------------
     async def on_deadline(self, task_sid: str) -> None:
         async with self._lock(task_sid):
             record = self.records.get(task_sid)
-            if record is not None and record.deadline is not None and record.deadline <= self.clock():
+            # An overdue record waits for its pending reservation to end; that
+            # decides the next move (a late timer must not replace it).
+            if (
+                record is not None
+                and not record.overdue
+                and record.deadline is not None
+                and record.deadline <= self.clock()
+            ):
                 await self._on_deadline_locked(record)
 
     async def _on_deadline_locked(self, record: PositionRecord) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from services.workflow_router.app import build
 from services.workflow_router.settings import RouterSettings
+from shared.errors import UnavailableError
 from shared.events import Event, make_event, task_data
 from shared.models import Task, TaskQueue, Workflow, Workspace
 from shared.runtime import ServiceRuntime
@@ -310,3 +311,129 @@ async def _stored_when(runtime: ServiceRuntime, task_sid: str, check, seconds: f
             return doc
         assert asyncio.get_running_loop().time() < deadline, f"position of {task_sid} not as expected"
         await asyncio.sleep(0.02)
+
+
+def _flaky_once(runtime: ServiceRuntime) -> None:
+    """The next command to the dispatcher fails as if it were restarting."""
+    real = runtime.commands.request
+    calls = 0
+
+    async def request(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise UnavailableError("queue-dispatcher did not answer 'task.route' in time")
+        return await real(*args, **kwargs)
+
+    runtime.commands.request = request
+
+
+async def _until_waiting(lock: asyncio.Lock, waiters: int) -> None:
+    """Let other coroutines run until `waiters` of them wait for `lock`."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(getattr(lock, "_waiters", None) or ()) < waiters:
+        assert asyncio.get_running_loop().time() < deadline, "nobody waits for the lock"
+        await asyncio.sleep(0)
+
+
+async def test_a_deadline_firing_during_a_deferred_re_evaluation_keeps_the_re_entry(world):
+    """The timer takes the deadline and waits for the task's lock while a
+    re-evaluation (new attributes) holds it and is deferred: the late deadline
+    must not turn the pending re-entry into a move on timeout."""
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"})
+    await dispatcher.next()
+    await _recorded(router, task.sid)
+    dispatcher.reserved.add(task.sid)
+
+    clock.now = T0 + timedelta(seconds=30)
+    updated = make_event("task.updated", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                         resource_type="task", resource_sid=task.sid, at=clock.now,
+                         data={"task_sid": task.sid, "task_attributes": json.dumps({"type": "sales"})})
+    lock = router._lock(task.sid)
+    await lock.acquire()
+    update = asyncio.create_task(router.on_event(updated.model_dump()))
+    await _until_waiting(lock, 1)
+    fire = asyncio.create_task(router.timers.fire_due())
+    await _until_waiting(lock, 2)
+    lock.release()
+    await update
+    assert await fire == 1
+    stored = await runtime.db[c.ROUTING_POSITIONS].find_one({"_id": task.sid})
+    assert (stored["overdue"], stored["reenter"]) == (True, True)
+
+    while not dispatcher.commands.empty():
+        dispatcher.commands.get_nowait()
+    dispatcher.reserved.discard(task.sid)
+    rejected = make_event("reservation.rejected", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                          resource_type="reservation", resource_sid=new_sid(SidPrefix.RESERVATION),
+                          at=clock.now, data={"task_sid": task.sid})
+    await router.on_event(rejected.model_dump())
+    moved = await dispatcher.next()
+    assert moved["queue_sid"] == queues[2].sid  # "sales" enters again: the default filter
+
+
+async def test_a_re_evaluation_of_an_adopted_step_survives_a_failed_send(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
+    task = Task(sid=new_sid(SidPrefix.TASK), account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                attributes=json.dumps({"type": "support"}), workflow_sid=workflow.sid, date_created=T0,
+                task_queue_sid=queues[0].sid)
+    older = str(workflow_version(workflow.date_updated - timedelta(seconds=1)))
+    created = _created(workspace, task, workflow_date_updated=older).model_dump()
+
+    _flaky_once(runtime)
+    with pytest.raises(UnavailableError):
+        await router.on_event(created)
+    await router.on_event(created)  # the redelivery
+
+    position = router.records[task.sid]
+    assert (position.seq, position.filter_index, position.step_index) == (2, 0, 0)
+    assert position.deadline == T0 + timedelta(seconds=30)
+
+
+async def test_a_re_evaluation_after_new_attributes_survives_a_failed_send(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0, "timeout": 30}, {"q": 1}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"})
+    await dispatcher.next()
+    await _recorded(router, task.sid)
+    updated = make_event("task.updated", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                         resource_type="task", resource_sid=task.sid, at=T0,
+                         data={"task_sid": task.sid, "task_attributes": json.dumps({"type": "sales"})})
+
+    _flaky_once(runtime)
+    with pytest.raises(UnavailableError):
+        await router.on_event(updated.model_dump())
+    await router.on_event(updated.model_dump())  # the redelivery
+
+    moved = await dispatcher.next()
+    assert moved["queue_sid"] == queues[2].sid
+
+
+async def test_a_late_task_created_after_a_router_restart_is_checked_with_the_dispatcher(world):
+    """A redelivery after a restart is not caught by the in-memory list of finished
+    tasks; arriving late, it is checked with the dispatcher, which answers "gone"."""
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0}])
+    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[0].sid)
+    await _recorded(router, task.sid)
+    completed = make_event("task.completed", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
+                           resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
+    await router.on_event(completed.model_dump())
+    await runtime.stop()
+
+    runtime2, router2 = build(settings, clock)
+    await runtime2.start()
+    try:
+        clock.now = T0 + timedelta(seconds=60)  # JetStream redelivers after its ack wait
+        dispatcher.answer = lambda body: {"outcome": "gone"}
+        redelivered = _created(workspace, task, workflow_date_updated=str(workflow_version(workflow.date_updated)))
+        await router2.on_event(redelivered.model_dump())
+
+        assert (await dispatcher.next())["seq"] == 1
+        assert task.sid not in router2.records
+        assert await runtime2.db[c.ROUTING_POSITIONS].find_one({"_id": task.sid}) is None
+    finally:
+        await runtime2.stop()
