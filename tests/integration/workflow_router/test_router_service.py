@@ -285,7 +285,8 @@ async def test_a_deferred_re_evaluation_enters_the_workflow_again_when_the_reser
     assert (moved["queue_sid"], moved["seq"]) == (queues[0].sid, 2)
 
 
-async def test_a_late_task_created_of_a_finished_task_records_nothing(world):
+async def _adopted_then_completed(world) -> tuple[Workspace, Workflow, Task]:
+    """A task whose first step the router adopted, then completed."""
     settings, clock, dispatcher, peer, runtime, router = world
     workspace, workflow, queues = await _seed(runtime.db, [{"q": 0}])
     task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[0].sid)
@@ -293,6 +294,12 @@ async def test_a_late_task_created_of_a_finished_task_records_nothing(world):
     completed = make_event("task.completed", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
                            resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
     await router.on_event(completed.model_dump())
+    return workspace, workflow, task
+
+
+async def test_a_late_task_created_of_a_finished_task_records_nothing(world):
+    settings, clock, dispatcher, peer, runtime, router = world
+    workspace, workflow, task = await _adopted_then_completed(world)
     assert task.sid not in router.records
 
     redelivered = _created(workspace, task, workflow_date_updated=str(workflow_version(workflow.date_updated)))
@@ -416,12 +423,7 @@ async def test_a_late_task_created_after_a_router_restart_is_checked_with_the_di
     """A redelivery after a restart is not caught by the in-memory list of finished
     tasks; arriving late, it is checked with the dispatcher, which answers "gone"."""
     settings, clock, dispatcher, peer, runtime, router = world
-    workspace, workflow, queues = await _seed(runtime.db, [{"q": 0}])
-    task = await _create_task(peer, workspace, workflow, {"type": "support"}, queue_sid=queues[0].sid)
-    await _recorded(router, task.sid)
-    completed = make_event("task.completed", account_sid=workspace.account_sid, workspace_sid=workspace.sid,
-                           resource_type="task", resource_sid=task.sid, at=T0, data=task_data(task, T0))
-    await router.on_event(completed.model_dump())
+    workspace, workflow, task = await _adopted_then_completed(world)
     await runtime.stop()
 
     runtime2, router2 = build(settings, clock)
