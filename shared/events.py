@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -72,6 +72,18 @@ class Event(BaseModel):
         doc["_id"] = self.sid
         doc["event_date"] = self.event_date
         return doc
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """`moment` in whole epoch milliseconds, truncated as BSON stores a date.
+
+    Integer arithmetic, not `timestamp() * 1000`, so no float rounding moves it
+    by a millisecond.
+    """
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _ms(moment: datetime | None) -> str | None:

@@ -39,9 +39,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from shared.events import epoch_ms
 from shared.workflow_config import (
     RoutingTarget,
     WorkflowConfiguration,
@@ -275,10 +276,7 @@ def step_fields(target: RoutingTarget) -> dict[str, Any]:
 def workflow_version(date_updated: datetime) -> int:
     """A workflow configuration's version as services compare it: `date_updated` in
     whole epoch milliseconds (as the store keeps it)."""
-    return (date_updated - _EPOCH) // timedelta(milliseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch_ms(date_updated)
 
 
 class ParsedWorkflows:

@@ -22,7 +22,7 @@ from services.queue_dispatcher.unit import SYSTEM, Actor, Unit
 from shared.commands import CreateTask, DeleteTask, RemoveTask, RouteTask, UpdateTask
 from shared.errors import DomainValidationError, NotFoundError
 from shared.events import target_matched_data, task_data, workflow_task_data
-from shared.models import ReservationStatus, Task, TaskChannel, TaskStatus, Workflow
+from shared.models import ReservationStatus, Task, TaskChannel, TaskQueue, TaskStatus, Workflow
 from shared.sids import SidPrefix, new_sid
 from shared.workflow_routing import (
     ParsedWorkflows,
@@ -128,13 +128,8 @@ def _take_first_step(
     assert decision.position is not None and decision.target is not None
     queue = unit.state.config.queues[step.queue_sid or ""]
     model = task.model
-    if decision.target.priority is not None:
-        model.priority = decision.target.priority
-    task.step = step
-    task.waiting = True
-    model.task_queue_sid = queue.sid
-    model.task_queue_friendly_name = queue.friendly_name
-    model.task_queue_entered_date = unit.now
+    _take_step(task, step, decision.target.priority)
+    _set_queue(unit, task, queue)
     # The router checks it chose with the same workflow version (else it re-evaluates).
     _emit(unit, task, "task.created", {"workflow_date_updated": str(workflow_version(workflow.date_updated))})
     workflow_data = workflow_task_data(
@@ -161,13 +156,7 @@ def _take_first_step(
             description=f"Task {task.sid} {event_type}",
             actor=SYSTEM,
         )
-    _emit(
-        unit,
-        task,
-        "task-queue.entered",
-        {"task_queue_target_expression": queue.target_workers},
-        actor=SYSTEM,
-    )
+    _emit_queue_entered(unit, task, queue, actor=SYSTEM)
     unit.state.index.refresh_task(task)
     unit.match_task(task.sid)
 
@@ -308,25 +297,33 @@ def _enter_step(
     state = unit.state
     unit.changed(task)
     model = task.model
-    if priority is not None:
-        model.priority = priority
-    task.step = step
-    task.waiting = True
-    task.overdue = False
+    _take_step(task, step, priority)
     queue = state.config.queues.get(step.queue_sid or "")
     if queue is not None and queue.sid != model.task_queue_sid:
         if model.task_queue_sid:
             _emit(unit, task, "task-queue.moved")
-        model.task_queue_sid = queue.sid
-        model.task_queue_friendly_name = queue.friendly_name
-        model.task_queue_entered_date = unit.now
-        _emit(
-            unit,
-            task,
-            "task-queue.entered",
-            {"task_queue_target_expression": queue.target_workers},
-        )
+        _set_queue(unit, task, queue)
+        _emit_queue_entered(unit, task, queue)
     state.index.refresh_task(task)
+
+
+def _take_step(task: TaskState, step: RoutingStep, priority: int | None) -> None:
+    if priority is not None:
+        task.model.priority = priority
+    task.step = step
+    task.waiting = True
+    task.overdue = False
+
+
+def _set_queue(unit: Unit, task: TaskState, queue: TaskQueue) -> None:
+    model = task.model
+    model.task_queue_sid = queue.sid
+    model.task_queue_friendly_name = queue.friendly_name
+    model.task_queue_entered_date = unit.now
+
+
+def _emit_queue_entered(unit: Unit, task: TaskState, queue: TaskQueue, actor: Actor | None = None) -> None:
+    _emit(unit, task, "task-queue.entered", {"task_queue_target_expression": queue.target_workers}, actor=actor)
 
 
 def _apply_fields(

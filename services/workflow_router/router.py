@@ -28,27 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-
-from collections import OrderedDict
 
 import orjson
 
 from services.workflow_router import positions
 from services.workflow_router.positions import PositionRecord
-from shared.workflow_routing import (
-    RoutingAction,
-    RoutingDecision,
-    ParsedWorkflows,
-    enter_workflow,
-    next_after_skip,
-    next_after_timeout,
-    step_fields,
-    target_at,
-    workflow_version,
-)
 from shared.commands import RemoveTask, RouteTask
 from shared.config_view import ConfigView, is_configuration_event
 from shared.errors import ConflictError
@@ -58,6 +46,17 @@ from shared.storage import collections as c
 from shared.subjects import QUEUE_DISPATCHER
 from shared.timers import Clock, Timers, system_clock
 from shared.workflow_config import RoutingTarget, WorkflowConfiguration
+from shared.workflow_routing import (
+    ParsedWorkflows,
+    RoutingAction,
+    RoutingDecision,
+    enter_workflow,
+    next_after_skip,
+    next_after_timeout,
+    step_fields,
+    target_at,
+    workflow_version,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ a task and its SID is X", which is when the writer adds `task:<resource_sid>`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from shared.events import Event
+from shared.events import Event, epoch_ms
 from shared.sids import SidPrefix
 
 KEYS_FIELD = "keys"
@@ -72,7 +72,6 @@ REFERENCES = (
     ("workflow", SidPrefix.WORKFLOW, "workflow_sid"),
 )
 _CHANNEL_FIELDS = (("channel", "task_channel_sid"), ("channel_name", "task_channel_unique_name"))
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The fields `event_keys` reads: a projection for documents that lack keys.
 KEY_SOURCES = {
     "event_type": 1,
@@ -134,15 +133,6 @@ def event_indexes(retention_days: int) -> list[IndexModel]:
             name=KEYS_INDEX,
         ),
     ]
-
-
-def epoch_ms(moment: datetime) -> int:
-    """`moment` in whole epoch milliseconds, truncated as BSON stores a date.
-
-    Integer arithmetic, not `timestamp() * 1000`, so no float rounding moves a
-    bound by a millisecond.
-    """
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def list_filter(
