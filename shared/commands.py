@@ -45,6 +45,18 @@ class DeleteWorker(Command):
     if_match: str | None = None
 
 
+class FetchWorker(Command):
+    """Read a worker as the dispatcher holds it: its channels with their current load.
+
+    A channel's `reserved_tasks` and `assigned_tasks` are not stored with the
+    worker (the dispatcher counts them from live reservations), so reads of
+    worker channels ask the dispatcher.
+    """
+
+    action: Literal["worker.fetch"] = "worker.fetch"
+    worker_sid: str
+
+
 class UpdateWorkerChannel(Command):
     action: Literal["worker-channel.update"] = "worker-channel.update"
     worker_sid: str

@@ -52,6 +52,10 @@ def build(
     async def start_dispatching() -> None:
         await dispatcher.load()
         runtime.background(dispatcher.timers.run(), "dispatcher-timers")
+        runtime.background(
+            dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
+            "idle-checkpoints",
+        )
 
     return runtime, dispatcher
 
@@ -74,6 +78,10 @@ def _partitioned(
         # and a partition's load.
         await follow_configuration(runtime, dispatcher, CONFIGURATION_EVENTS)
         runtime.background(dispatcher.timers.run(), "dispatcher-timers")
+        runtime.background(
+            dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
+            "idle-checkpoints",
+        )
         await leases.start()
 
     @runtime.on_stop

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from pymongo import DeleteMany
 
-from services.queue_dispatcher import repository
+from services.queue_dispatcher import repository, worker_load
 from services.queue_dispatcher.config_sync import apply_configuration
 from services.queue_dispatcher.reservation_ops import expire_reservation
 from services.queue_dispatcher.settle import settle
@@ -313,10 +313,40 @@ class Dispatcher:
         where = {"workspace_sid": workspace_sid}
         writes = [
             Write(name, DeleteMany(where))
-            for name in (c.RESERVATIONS, c.TASKS, c.WORKERS)
+            for name in (c.RESERVATIONS, c.TASKS, c.WORKERS, c.WORKER_IDLE)
         ]
         await self.runtime.committer.commit(writes)
         logger.info("workspace dropped", extra={"workspace_sid": workspace_sid})
+
+    # -- the workers' idle checkpoints (see worker_load) --------------------------------------
+    async def checkpoint_idle(self) -> int:
+        """Write the idle checkpoint of every workspace offered something since the last.
+
+        Returns how many were written; a workspace that cannot be written now
+        (moved to another replica, the store down) keeps its changes for the next.
+        """
+        written = 0
+        for sid, slot in list(self._slots.items()):
+            if slot.state is None or not slot.state.idle_dirty or not self.owns(sid):
+                continue
+            try:
+                await self.execute(sid, _write_idle_checkpoint)
+                written += 1
+            except TaskRouterError as exc:
+                logger.warning(
+                    "idle checkpoint not written",
+                    extra={"workspace_sid": sid, "reason": exc.message},
+                )
+        return written
+
+    async def run_idle_checkpoints(self, every: float) -> None:
+        """`checkpoint_idle` every `every` seconds, forever."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.checkpoint_idle()
+            except Exception:  # the next round tries again
+                logger.exception("idle checkpoints failed")
 
     # -- timers -----------------------------------------------------------------------------
     def _arm_timers(self, state: WorkspaceState) -> None:
@@ -342,6 +372,11 @@ class Dispatcher:
             )
         elif kind == "task":
             await self.execute(workspace_sid, lambda unit: expire_task(unit, sid))
+
+
+def _write_idle_checkpoint(unit: Unit) -> None:
+    if checkpoint := worker_load.checkpoint_write(unit.state, unit.now):
+        unit.write(checkpoint)
 
 
 def _match_everything(unit: Unit) -> None:

@@ -4,6 +4,8 @@ Documents are `Model.to_document()` so the gateway reads them with the shared
 models; the dispatcher adds fields of its own, which those models ignore:
 
     workers       friendly_name_lower   case-insensitive unique name (unique index)
+                  (channels without `reserved_tasks` and `assigned_tasks`: a
+                  channel's load is counted from live reservations, worker_load)
     tasks         routing               the workflow step the task is in (RoutingStep)
                   routing_waiting       False after a skip: the router moves it on
                   routing_overdue       the router asked for a move while reserved
@@ -47,6 +49,9 @@ def task_from_document(doc: dict[str, Any]) -> TaskState:
 def worker_document(worker: WorkerState) -> dict[str, Any]:
     doc = worker.model.to_document()
     doc["friendly_name_lower"] = worker.model.friendly_name.lower()
+    for channel in doc.get("channels") or ():
+        channel.pop("reserved_tasks", None)
+        channel.pop("assigned_tasks", None)
     return doc
 
 

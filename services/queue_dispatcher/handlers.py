@@ -24,6 +24,7 @@ from shared.commands import (
     CreateWorker,
     DeleteTask,
     DeleteWorker,
+    FetchWorker,
     RemoveTask,
     RouteTask,
     UpdateReservation,
@@ -87,6 +88,7 @@ class CommandHandlers:
             "worker.create": self.on_worker_create,
             "worker.update": self.on_worker_update,
             "worker.delete": self.on_worker_delete,
+            "worker.fetch": self.on_worker_fetch,
             "worker-channel.update": self.on_worker_channel_update,
             "task.create": self.on_task_create,
             "task.update": self.on_task_update,
@@ -129,6 +131,13 @@ class CommandHandlers:
             return reply_of(worker.model)
 
         return await self._run(command, decide)
+
+    async def on_worker_fetch(self, body: dict) -> dict:
+        """The worker with its channels' current load; changes nothing."""
+        command = parse(FetchWorker, body)
+        return await self._run(
+            command, lambda unit: reply_of(_worker(unit, command.worker_sid).model)
+        )
 
     async def on_worker_channel_update(self, body: dict) -> dict:
         command = parse(UpdateWorkerChannel, body)

@@ -3,13 +3,15 @@
 Capacity bookkeeping lives here and only here: a pending reservation holds one
 unit of the worker's channel (`reserved_tasks`), an accepted or wrapping one
 holds it as `assigned_tasks`, and every end gives it back and asks for a new
-matching pass for the worker (`unit.match_worker`).
+matching pass for the worker (`unit.match_worker`). That load is kept in
+memory, not written with the worker; `worker_load` says how it survives a restart.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from services.queue_dispatcher import worker_load
 from services.queue_dispatcher.state import TaskState, WorkerState
 from services.queue_dispatcher.unit import Unit
 from services.queue_dispatcher.worker_activity import set_activity
@@ -59,14 +61,19 @@ def offer(unit: Unit, task: TaskState, worker: WorkerState) -> Reservation:
     unit.created(reservation)
     state.reservations[reservation.sid] = reservation
 
-    unit.changed(worker)
+    # The channel's load is not written with the worker: see worker_load.
     # NOTE: only direct routing with IgnoreCapacity can offer a task on a channel
     # the worker lacks; such an offer holds no channel capacity.
+    worker.changed()
     channel = worker.channel(task.channel_sid)
     if channel is not None:
         channel.reserved_tasks += 1
         channel.last_reserved_at = now
-        channel.date_updated = now
+        worker_load.note_offer(state, worker)
+        if state.idle_at is None and (
+            first := worker_load.checkpoint_write(state, now)
+        ):  # the workspace's first idle checkpoint goes with its first offer
+            unit.write(first)
     worker.reservations.add(reservation.sid)
     task.pending[reservation.sid] = worker.sid
     if task.status is TaskStatus.PENDING:
@@ -110,7 +117,7 @@ def accept(unit: Unit, reservation: Reservation) -> None:
     task.waiting = task.overdue = False
     state.index.refresh_task(task)
     if worker is not None:
-        unit.changed(worker)
+        worker.changed()  # its channel's load only: see worker_load
         channel = worker.channel(task.channel_sid)
         if channel is not None:
             channel.reserved_tasks = max(0, channel.reserved_tasks - 1)
@@ -153,7 +160,7 @@ def end_pending(
     unit.cancel_timer("reservation", reservation.sid)
     state.retire_reservation(reservation)
     if worker is not None:
-        unit.changed(worker)
+        worker.changed()  # its channel's load only: see worker_load
         channel = worker.channel(reservation.task_channel_sid or "")
         if channel is not None:
             channel.reserved_tasks = max(0, channel.reserved_tasks - 1)
@@ -205,7 +212,7 @@ def release_assignment(unit: Unit, reservation: Reservation) -> WorkerState | No
     worker = state.workers.get(reservation.worker_sid)
     if worker is None:
         return None
-    unit.changed(worker)
+    worker.changed()  # its channel's load only: see worker_load
     channel = worker.channel(reservation.task_channel_sid or "")
     if channel is not None:
         channel.assigned_tasks = max(0, channel.assigned_tasks - 1)

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.queue_dispatcher import documents
+from services.queue_dispatcher import documents, worker_load
 from services.queue_dispatcher.state import TaskState, WorkspaceState
 from shared.config_view import WorkspaceConfig
 from shared.models import Reservation, ReservationStatus, TaskStatus
@@ -133,6 +133,7 @@ async def _fill(
         state = states.get(doc.get("workspace_sid"))
         if state is not None:
             worker = documents.worker_from_document(doc)
+            worker_load.clear_load(worker)  # documents of earlier versions had it
             state.workers[worker.sid] = worker
             state.names[worker.model.friendly_name.lower()] = worker.sid
     async for doc in db[c.TASKS].find(
@@ -147,6 +148,22 @@ async def _fill(
         state = states.get(doc.get("workspace_sid"))
         if state is not None:
             _link(state, documents.reservation_from_document(doc))
+    await _recover_idle(db, states)
+
+
+async def _recover_idle(db: AsyncDatabase[Any], states: dict[str, WorkspaceState]) -> None:
+    """Each worker's last offer time per channel: checkpoint, then reservations since."""
+    async for doc in db[c.WORKER_IDLE].find({"_id": {"$in": sorted(states)}}):
+        worker_load.apply_checkpoint(states[doc["_id"]], doc)
+    fields = {"worker_sid": 1, "task_channel_sid": 1, "date_created": 1}
+    for state in states.values():
+        since = worker_load.recent_since(state)
+        if since is None:
+            continue
+        recent = db[c.RESERVATIONS].find(
+            {"workspace_sid": state.sid, "date_created": {"$gte": since}}, fields
+        )
+        worker_load.apply_recent(state, [doc async for doc in recent])
 
 
 def _link(state: WorkspaceState, reservation: Reservation) -> bool:
@@ -162,4 +179,5 @@ def _link(state: WorkspaceState, reservation: Reservation) -> bool:
     worker = state.workers.get(reservation.worker_sid)
     if worker is not None:
         worker.reservations.add(reservation.sid)
+        worker_load.count_reservation(worker, reservation)
     return True

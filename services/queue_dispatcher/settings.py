@@ -6,7 +6,7 @@ from shared.settings import CommonSettings
 
 
 class DispatcherSettings(CommonSettings):
-    """Common settings plus how many commands one subscriber handles at once."""
+    """Common settings plus command concurrency and the idle checkpoint interval."""
 
     command_concurrency: int = Field(
         64,
@@ -14,4 +14,15 @@ class DispatcherSettings(CommonSettings):
             "DISPATCHER_COMMAND_CONCURRENCY", "command_concurrency"
         ),
         description="Commands of one action handled concurrently (they wait on commits).",
+    )
+    idle_checkpoint_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "DISPATCHER_IDLE_CHECKPOINT_SECONDS", "idle_checkpoint_seconds"
+        ),
+        description=(
+            "How often each workspace's workers' last offer times are written; "
+            "a restart reads the reservations created since the last one."
+        ),
     )

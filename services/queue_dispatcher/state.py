@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -189,6 +190,10 @@ class WorkspaceState:
         self.recent_tasks: OrderedDict[str, TaskState] = OrderedDict()
         self.recent_reservations: OrderedDict[str, Reservation] = OrderedDict()
         self.index = MatchingIndex(self)
+        # The workers' idle checkpoint (see worker_load): when the stored one was
+        # taken (None: none stored yet), and workers whose idle time changed since.
+        self.idle_at: datetime | None = None
+        self.idle_dirty: set[str] = set()
 
     @property
     def sid(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.queue_dispatcher import offers
+from services.queue_dispatcher import offers, worker_load
 from services.queue_dispatcher.preconditions import check_if_match
 from services.queue_dispatcher.selection import should_skip
 from services.queue_dispatcher.settle import match_task
@@ -196,6 +196,10 @@ def delete_task(unit: Unit, task: TaskState, command: DeleteTask) -> None:
     state.forget_task(task.sid)
     unit.cancel_timer("task", task.sid)
     unit.deleted(task)
+    # The reservations go with the task: their offer times first go into the
+    # workers' idle checkpoint, which would otherwise read them at the next load.
+    if checkpoint := worker_load.checkpoint_write(state, unit.now):
+        unit.write(checkpoint)
     unit.delete_reservations_of(task.sid)
     _emit(unit, task, "task.deleted")
 

@@ -6,6 +6,7 @@ object it changed. `writes()` turns them into versioned store writes:
     changed  ReplaceOne({"_id": sid, "version": <version before>}, doc)  must match
     created  InsertOne(doc)
     deleted  DeleteOne({"_id": sid})
+    written  any other write (`write()`), e.g. the workers' idle checkpoint
 
 Each object's `version` goes up by one per decision, however often the decision
 touches it, so the version doubles as the ETag and as the optimistic lock.
@@ -75,6 +76,7 @@ class Unit:
     dirty_tasks: dict[str, None] = field(default_factory=dict)
     _touched: dict[str, _Touched] = field(default_factory=dict)
     _deleted: dict[str, Write] = field(default_factory=dict)
+    _written: list[Write] = field(default_factory=list)
 
     # -- objects ------------------------------------------------------------------
     def created(self, obj: TaskState | WorkerState | Reservation) -> None:
@@ -102,9 +104,13 @@ class Unit:
             c.RESERVATIONS, DeleteMany({"task_sid": task_sid})
         )
 
+    def write(self, write: Write) -> None:
+        """A store write of this decision that is not one object's document."""
+        self._written.append(write)
+
     @property
     def touched(self) -> bool:
-        return bool(self._touched or self._deleted)
+        return bool(self._touched or self._deleted or self._written)
 
     # -- what happens next ---------------------------------------------------------
     def emit(
@@ -160,6 +166,7 @@ class Unit:
                     Write(touched.collection, ReplaceOne(flt, doc), must_match=True)
                 )
         writes.extend(self._deleted.values())
+        writes.extend(self._written)
         return writes
 
 

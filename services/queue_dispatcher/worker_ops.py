@@ -103,6 +103,7 @@ def delete_worker(unit: Unit, worker: WorkerState, command: DeleteWorker) -> Non
     state.index.remove_worker(worker.sid)
     state.workers.pop(worker.sid, None)
     state.names.pop(worker.model.friendly_name.lower(), None)
+    state.idle_dirty.add(worker.sid)  # the next idle checkpoint forgets it
     unit.deleted(worker)
     _emit(unit, worker, "worker.deleted", worker_data(worker.model))
 

@@ -22,6 +22,8 @@ RATE_WINDOWS = "rate_windows"
 WORKERS = "workers"
 TASKS = "tasks"
 RESERVATIONS = "reservations"
+# One document per workspace: when each worker last got a reservation per channel.
+WORKER_IDLE = "worker_idle"
 
 ROUTING_POSITIONS = "routing_positions"
 

@@ -16,9 +16,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
+from tests.contract import validate_response
 from tests.e2e.conftest import RunningSystem, eventually
 
 pytestmark = pytest.mark.e2e
@@ -831,6 +833,8 @@ def test_capacity_shows_in_the_worker_channel(system: RunningSystem):
     floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])
     task = floor.task(task_channel="chat")
     (offer,) = floor.wait_reservations(task.sid, 1)
+    pending = channel.fetch()  # a pending offer holds capacity, not an assignment
+    assert (pending.assigned_tasks, pending.available_capacity_percentage) == (0, 50)
     floor.ws.tasks(task.sid).reservations(offer.sid).update(
         reservation_status="accepted"
     )
@@ -838,6 +842,18 @@ def test_capacity_shows_in_the_worker_channel(system: RunningSystem):
     now = channel.fetch()
     assert (now.configured_capacity, now.assigned_tasks) == (2, 1)
     assert now.available_capacity_percentage == 50
+    listed = httpx.get(
+        f"{system.base_url}/v1/Workspaces/{floor.sid}/Workers/{alice.sid}/Channels",
+        auth=(system.account_sid, system.auth_token),
+    )
+    validate_response("ListWorkerChannel", 200, listed.json())
+    assert {ch["task_channel_unique_name"]: ch["assigned_tasks"]
+            for ch in listed.json()["channels"]}["chat"] == 1
+
+    # The load is counted from live reservations when the dispatcher starts again.
+    system.restart("queue_dispatcher")
+    again = channel.fetch()
+    assert (again.assigned_tasks, again.available_capacity_percentage) == (1, 50)
 
     floor.ws.tasks(task.sid).update(assignment_status="completed", reason="done")
     after = channel.fetch()

@@ -4,7 +4,6 @@ come from its `tasks` collection (read-only)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request

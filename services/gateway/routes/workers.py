@@ -9,14 +9,13 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.gateway.context import CallerDep, Gateway, GatewayDep
+from services.gateway.context import Caller, CallerDep, Gateway, GatewayDep
 from services.gateway.paging import page_in_memory, page_request
 from services.gateway.params import ATTRIBUTES_MAX_CHARS, Params, parse_ordering
 from services.gateway.reads import Document, Predicate, find_one, find_page
 from services.gateway.routes._common import (
     command_base,
     send,
-    created,
     etag,
     form_params,
     if_match,
@@ -27,7 +26,13 @@ from services.gateway.routes._common import (
     query_params,
 )
 from services.gateway.wire import ChannelOwner, worker_channel_wire, worker_wire
-from shared.commands import CreateWorker, DeleteWorker, UpdateWorker, UpdateWorkerChannel
+from shared.commands import (
+    CreateWorker,
+    DeleteWorker,
+    FetchWorker,
+    UpdateWorker,
+    UpdateWorkerChannel,
+)
 from shared.config_view import WorkspaceConfig
 from shared.errors import DomainValidationError, NotFoundError
 from shared.expressions import ExpressionError, ExpressionKind, compile_expression
@@ -209,6 +214,15 @@ async def delete_worker(
 
 
 # -- worker channels -----------------------------------------------------------
+async def _worker_with_load(
+    gateway: Gateway, config: WorkspaceConfig, caller: Caller, worker_sid: str
+) -> Worker:
+    """The worker as the dispatcher holds it: channel loads are not stored."""
+    path_sid(worker_sid, SidPrefix.WORKER, "Worker")
+    command = FetchWorker(**command_base(config, caller), worker_sid=worker_sid)
+    return Worker.model_validate(await send(gateway, config, command))
+
+
 def _channel_of(worker: Worker, key: str) -> WorkerChannel:
     channel = worker.channel(key)
     if channel is None:
@@ -221,8 +235,8 @@ async def list_worker_channels(
     workspace_sid: str, worker_sid: str, request: Request, gateway: GatewayDep,
     caller: CallerDep,
 ) -> JSONResponse:
-    await gateway.configuration.config(caller.account_sid, workspace_sid)
-    worker = await load_worker(gateway, workspace_sid, worker_sid)
+    config = await gateway.configuration.config(caller.account_sid, workspace_sid)
+    worker = await _worker_with_load(gateway, config, caller, worker_sid)
     params = query_params(request)
     paging = page_request(params, request.url.path)
     page = page_in_memory(worker.channels, paging, lambda ch: (ch.date_created, ch.sid))
@@ -235,8 +249,8 @@ async def fetch_worker_channel(
     workspace_sid: str, worker_sid: str, sid: str, gateway: GatewayDep, caller: CallerDep
 ) -> JSONResponse:
     """`sid` is the WorkerChannel SID, or the TaskChannel SID or unique name."""
-    await gateway.configuration.config(caller.account_sid, workspace_sid)
-    worker = await load_worker(gateway, workspace_sid, worker_sid)
+    config = await gateway.configuration.config(caller.account_sid, workspace_sid)
+    worker = await _worker_with_load(gateway, config, caller, worker_sid)
     return ok(worker_channel_wire(worker, _channel_of(worker, sid), gateway.links))
 
 

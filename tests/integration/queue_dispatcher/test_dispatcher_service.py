@@ -212,7 +212,8 @@ async def test_task_flows_from_creation_to_completion(harness: Harness):
 
     assert (await harness.doc(c.TASKS, task["sid"]))["reason"] == "ok"
     worker_doc = await harness.doc(c.WORKERS, worker["sid"])
-    assert worker_doc["channels"][0]["assigned_tasks"] == 0
+    assert "assigned_tasks" not in worker_doc["channels"][0]  # counted, not stored
+    assert _channel_loads(harness)[worker["sid"]][0][1:3] == (0, 0)
     assert worker_doc["friendly_name_lower"] == "alice"
     assert await harness.events_of(task["sid"], 3) == [
         "task.created",
@@ -357,9 +358,7 @@ async def test_restart_keeps_tasks_offers_and_timers(harness: Harness):
     )
     accepted_per_task = await cursor.to_list(None)
     assert [(d["_id"], d["n"]) for d in accepted_per_task] == [(first["sid"], 1)]
-    assert (await harness.doc(c.WORKERS, alice["sid"]))["channels"][0][
-        "assigned_tasks"
-    ] == 1
+    assert _channel_loads(harness)[alice["sid"]][0][1:3] == (0, 1)
 
 
 async def test_task_ttl_cancels_after_restart(harness: Harness):
@@ -433,3 +432,61 @@ async def test_failed_commit_reloads_the_workspace_from_the_store(harness: Harne
     assert updated["version"] == 8
     assert updated["attributes"] == '{"team": "x"}'
     assert updated["activity_sid"] == harness.config.offline
+
+
+def _channel_loads(harness: Harness) -> dict[str, list[tuple]]:
+    state = harness.dispatcher.state(harness.config.workspace)
+    return {
+        worker.sid: [
+            (ch.task_channel_sid, ch.reserved_tasks, ch.assigned_tasks, ch.last_reserved_at)
+            for ch in worker.model.channels
+        ]
+        for worker in state.workers.values()
+    }
+
+
+async def test_channel_load_and_idle_times_survive_a_restart(harness: Harness):
+    """Channel counters and last offer times are not written with the worker
+    (worker_load): a restart counts them from live reservations and recovers
+    the idle times from the checkpoint and the reservations created since."""
+    workers = [await harness.worker(name) for name in ("alice", "bob")]
+    for worker in workers:
+        await harness.send(
+            "worker-channel.update", worker_sid=worker["sid"], channel="default", capacity=3
+        )
+    tasks = []
+    for _ in range(3):
+        harness.clock.now += timedelta(seconds=1)
+        task, outcome = await harness.task()
+        assert outcome == "reserved"
+        tasks.append(task)
+    first = await harness.db[c.RESERVATIONS].find_one({"task_sid": tasks[0]["sid"]})
+    await harness.send(
+        "reservation.update", reservation_sid=first["_id"], reservation_status="accepted"
+    )
+    assert await harness.dispatcher.checkpoint_idle() == 1
+    assert await harness.dispatcher.checkpoint_idle() == 0  # nothing offered since
+
+    # After the checkpoint: one more offer, and one whose task is deleted (its
+    # reservation goes with it, so the deletion writes the checkpoint first).
+    for _ in range(2):
+        harness.clock.now += timedelta(seconds=1)
+        task, outcome = await harness.task()
+        assert outcome == "reserved"
+        tasks.append(task)
+    await harness.send("task.delete", task_sid=tasks[-1]["sid"])
+    harness.clock.now += timedelta(seconds=1)
+
+    before = _channel_loads(harness)
+    assert sorted(
+        (load[0][1], load[0][2]) for load in before.values()
+    ) == [(1, 1), (2, 0)]  # four live offers: one accepted, three pending
+    assert all(load[0][3] is not None for load in before.values())
+    stored = await harness.doc(c.WORKERS, workers[0]["sid"])
+    assert "reserved_tasks" not in stored["channels"][0]
+    assert "assigned_tasks" not in stored["channels"][0]
+
+    await harness.stop()
+    await harness.start()
+
+    assert _channel_loads(harness) == before

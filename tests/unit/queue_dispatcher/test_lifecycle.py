@@ -336,7 +336,9 @@ def test_versions_rise_once_per_decision(world: World):
     writes = world.units[-1].writes()
 
     assert task.model.version == 1  # created 0, routed and reserved in one decision
-    assert sorted(w.collection for w in writes) == ["reservations", "tasks", "workers"]
+    # The worker's channel load is not written; the workspace's first offer
+    # writes its idle checkpoint (worker_load).
+    assert sorted(w.collection for w in writes) == ["reservations", "tasks", "worker_idle"]
     replace = next(w for w in writes if w.collection == "tasks")
     assert replace.must_match and replace.operation._filter == {
         "_id": task.sid,
