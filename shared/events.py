@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from shared.models import Activity, Reservation, Task, TaskChannel, TaskQueue, Worker
 from shared.models import WorkerChannel, Workflow, Workspace
@@ -61,9 +61,29 @@ class Event(BaseModel):
     def event_date(self) -> datetime:
         return datetime.fromtimestamp(self.event_date_ms / 1000, UTC)
 
+    # The plain-dict form, made once: the dispatcher writes it to the outbox and
+    # publishes it, and events come by the thousand. Any field set clears it.
+    _dumped: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name != "_dumped":
+            self._dumped = None
+
+    def model_copy(self, *, update: Any = None, deep: bool = False) -> "Event":
+        copied = super().model_copy(update=update, deep=deep)
+        copied._dumped = None
+        return copied
+
+    def dump(self) -> dict[str, Any]:
+        """`model_dump()`, kept; callers must not change what it returns."""
+        if self._dumped is None:
+            self._dumped = self.model_dump()
+        return self._dumped
+
     def to_payload(self) -> bytes:
         """JSON published on NATS: the envelope plus `event_date` in ISO 8601."""
-        body = self.model_dump()
+        body = dict(self.dump())
         body["event_date"] = self.event_date.strftime("%Y-%m-%dT%H:%M:%SZ")
         return orjson.dumps(body)
 

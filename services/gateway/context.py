@@ -38,7 +38,8 @@ class Caller:
     ip_address: str | None
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async, so FastAPI calls it in the event loop instead of a worker thread.
     return request.app.state.gateway
 
 

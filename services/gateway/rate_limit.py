@@ -199,6 +199,11 @@ class RateLimiter:
         self._stale: set[str] = set()
         self._capacity: dict[str, int] = {}  # per key, from the last budget checked
 
+    @property
+    def enabled(self) -> bool:
+        """False when no request can ever be limited (limit 0 and no overrides)."""
+        return self._default_limit > 0 or bool(self._overrides)
+
     # -- deciding ----------------------------------------------------------------
     def check(self, account_sid: str, workspace_sid: str | None = None) -> Decision:
         """Admit and count one request, or refuse it without counting."""
@@ -428,7 +433,12 @@ class SharedRateLimiter:
         return self.limiter.check(account_sid, workspace_sid)
 
     async def start(self) -> None:
-        """Start reporting; return after two intervals, once peers have reported."""
+        """Start reporting; return after two intervals, once peers have reported.
+
+        With limiting off there is nothing to share, so nothing is reported.
+        """
+        if not self.limiter.enabled:
+            return
         self._runtime.background(self._report_forever(), "rate-counts")
         await asyncio.sleep(2 * self._interval)
 

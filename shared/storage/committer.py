@@ -344,7 +344,7 @@ class Committer:
 
 def _outbox_document(batch: list[_Unit]) -> tuple[str | None, dict[str, Any] | None]:
     """The batch's one outbox document and its id, or (None, None) without events."""
-    events = [e.model_dump() for unit in batch for e in unit.events]
+    events = [e.dump() for unit in batch for e in unit.events]
     if not events:
         return None, None
     outbox_id = f"OB{uuid.uuid4().hex}"

@@ -20,9 +20,10 @@ from services.gateway.routes import (
 )
 
 # Statistics first: its literal segments must win over `/{sid}` routes.
+# Starlette tries routes in order; tasks come early because they are the busiest.
 ROUTERS = (
-    statistics, workspaces, activities, task_channels, task_queues, workflows,
-    workers, reservations, tasks, events,
+    statistics, tasks, workspaces, activities, task_channels, task_queues, workflows,
+    workers, reservations, events,
 )
 
 

@@ -189,6 +189,9 @@ def test_account_override_and_off_switch():
     limiter = RateLimiter(0, clock=Clock())
     decisions = [limiter.check(AC, WS) for _ in range(10_000)]
     assert all(d.allowed for d in decisions) and decisions[0].headers() == {}
+    # Off with no overrides: nothing to share, so replicas send no reports.
+    assert not limiter.enabled
+    assert RateLimiter(0, {WS: 4}).enabled and RateLimiter(5).enabled
 
 
 # -- several replicas ------------------------------------------------------------
