@@ -24,6 +24,7 @@ import orjson
 
 from services.gateway.params import Params
 from shared.errors import DomainValidationError
+from shared.events import epoch_ms
 
 T = TypeVar("T")
 
@@ -49,9 +50,14 @@ class PageRequest:
         return 0 if self.after is not None else self.page * self.page_size
 
 
+def _ms(moment: datetime) -> int:
+    """Whole epoch milliseconds, the precision of a token and of a stored date."""
+    return epoch_ms(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 def _encode_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return {"d": int(value.timestamp() * 1000)}
+        return {"d": _ms(value)}
     return value
 
 
@@ -167,7 +173,9 @@ def page_in_memory(
 
 
 def _comparable(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(v.timestamp() if isinstance(v, datetime) else v for v in key)
+    # At a token's precision: objects held in memory carry microseconds, and an
+    # object must compare equal to the token made from it, or paging repeats it.
+    return tuple(_ms(v) if isinstance(v, datetime) else v for v in key)
 
 
 def list_meta(

@@ -113,3 +113,20 @@ def test_meta_repeats_filters_and_links_pages():
 def test_meta_of_a_single_page_has_no_neighbours():
     meta = list_meta("http://h", "/v1/Workspaces", Params([]), PageRequest(), "workspaces", None)
     assert meta["next_page_url"] is None and meta["previous_page_url"] is None
+
+
+def test_paging_through_tokens_visits_in_memory_objects_with_microseconds_once():
+    # Objects held in memory (the dispatcher's worker channels) carry microseconds;
+    # tokens carry milliseconds. Each object must come exactly once, in order.
+    base = datetime(2026, 12, 4, 12, 0, 0, 123_456, tzinfo=UTC)
+    items = [(base, "WC1"), (base.replace(microsecond=123_999), "WC2"), (base.replace(microsecond=456_789), "WC3")]
+    seen, after = [], None
+    for index in range(len(items) + 1):
+        token = encode_token(after, "/scope") if after is not None else None
+        request = PageRequest(1, index, decode_token(token, "/scope") if token else None, token)
+        page = page_in_memory(items, request, lambda x: x)
+        seen.extend(page.items)
+        if page.next_key is None:
+            break
+        after = page.next_key
+    assert seen == items
