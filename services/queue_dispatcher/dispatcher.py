@@ -292,6 +292,7 @@ class Dispatcher:
         async with slot.lock:
             config = await self.view.refresh(workspace_sid)
             if config is None:
+                await self._forget_slot(workspace_sid, slot)
                 await self._drop_workspace(workspace_sid, None)
             elif slot.state is not None and not slot.stale:
                 self._apply_config_locked(slot, config)
@@ -307,9 +308,11 @@ class Dispatcher:
         """The workspace is gone: forget it and delete its workers, tasks and reservations."""
         if slot is not None:
             async with slot.lock:
-                await asyncio.gather(*slot.inflight, return_exceptions=True)
-                self._slots.pop(workspace_sid, None)
-        await self.view.refresh(workspace_sid)
+                await self._forget_slot(workspace_sid, slot)
+                # Before the lock goes: a decision waiting on it finds no workspace.
+                await self.view.refresh(workspace_sid)
+        else:
+            await self.view.refresh(workspace_sid)
         where = {"workspace_sid": workspace_sid}
         writes = [
             Write(name, DeleteMany(where))
@@ -317,6 +320,18 @@ class Dispatcher:
         ]
         await self.runtime.committer.commit(writes)
         logger.info("workspace dropped", extra={"workspace_sid": workspace_sid})
+
+    async def _forget_slot(self, workspace_sid: str, slot: _Slot) -> None:
+        """Under the slot's lock: let its commits finish, then forget its state.
+
+        A decision already waiting on this slot's lock (an idle checkpoint, a
+        timer) then finds no state and no configuration instead of writing for
+        a dropped workspace (the checkpoint's upsert would bring its document back).
+        """
+        await asyncio.gather(*slot.inflight, return_exceptions=True)
+        slot.state = None
+        if self._slots.get(workspace_sid) is slot:
+            self._slots.pop(workspace_sid, None)
 
     # -- the workers' idle checkpoints (see worker_load) --------------------------------------
     async def checkpoint_idle(self) -> int:

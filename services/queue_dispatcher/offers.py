@@ -118,7 +118,9 @@ def accept(unit: Unit, reservation: Reservation) -> None:
     state.index.refresh_task(task)
     if worker is not None:
         worker.changed()  # its channel's load only: see worker_load
-        channel = worker.channel(task.channel_sid)
+        # The reservation's channel, as every other end and the load count do
+        # (the task's channel may have changed since the offer).
+        channel = worker.channel(reservation.task_channel_sid or "")
         if channel is not None:
             channel.reserved_tasks = max(0, channel.reserved_tasks - 1)
             channel.assigned_tasks += 1

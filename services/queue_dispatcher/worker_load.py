@@ -84,12 +84,18 @@ def apply_checkpoint(state: WorkspaceState, doc: Mapping[str, Any]) -> None:
 
 
 def apply_recent(state: WorkspaceState, reservations: Iterable[Mapping[str, Any]]) -> None:
-    """Merge reservations created since the checkpoint (documents with the three fields)."""
+    """Merge reservations created since the checkpoint (documents with the three fields).
+
+    Their workers go into the next checkpoint: its `at` is later than these
+    reservations, so the next load would not read them again (and a deleted
+    task takes its reservations with it).
+    """
     for doc in reservations:
         worker = state.workers.get(doc.get("worker_sid") or "")
         at = doc.get("date_created")
         if worker is not None and isinstance(at, datetime):
             note_reserved_at(worker, doc.get("task_channel_sid") or "", at)
+            state.idle_dirty.add(worker.sid)
 
 
 def recent_since(state: WorkspaceState) -> datetime | None:

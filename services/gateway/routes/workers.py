@@ -34,10 +34,11 @@ from shared.commands import (
     UpdateWorkerChannel,
 )
 from shared.config_view import WorkspaceConfig
-from shared.errors import DomainValidationError, NotFoundError
+from shared.errors import DomainValidationError, NotFoundError, UnavailableError
 from shared.expressions import ExpressionError, ExpressionKind, compile_expression
-from shared.models import Worker, WorkerChannel
+from shared.models import ReservationStatus, Worker, WorkerChannel
 from shared.sids import SidPrefix
+from shared.storage.mongo import translate_errors
 from shared.storage import collections as c
 
 router = APIRouter(prefix="/v1/Workspaces/{workspace_sid}/Workers")
@@ -220,7 +221,35 @@ async def _worker_with_load(
     """The worker as the dispatcher holds it: channel loads are not stored."""
     path_sid(worker_sid, SidPrefix.WORKER, "Worker")
     command = FetchWorker(**command_base(config, caller), worker_sid=worker_sid)
-    return Worker.model_validate(await send(gateway, config, command))
+    try:
+        return Worker.model_validate(await send(gateway, config, command))
+    except UnavailableError:
+        # The dispatcher is restarting or its partition changes hands: count the
+        # load from the stored live reservations, as the dispatcher does at load.
+        return await _stored_worker_with_load(gateway, config.workspace.sid, worker_sid)
+
+
+_LIVE = [str(s) for s in ReservationStatus if s.is_live]
+
+
+async def _stored_worker_with_load(gateway: Gateway, workspace_sid: str, worker_sid: str) -> Worker:
+    worker = await load_worker(gateway, workspace_sid, worker_sid)
+    channels = {ch.task_channel_sid: ch for ch in worker.channels}
+    query = {"workspace_sid": workspace_sid, "worker_sid": worker_sid,
+             "reservation_status": {"$in": _LIVE}}
+    fields = {"task_channel_sid": 1, "reservation_status": 1}
+    docs = await translate_errors(
+        lambda: gateway.runtime.db[c.RESERVATIONS].find(query, fields).to_list(None)
+    )
+    for doc in docs:
+        channel = channels.get(doc.get("task_channel_sid") or "")
+        if channel is None:
+            continue
+        if doc.get("reservation_status") == str(ReservationStatus.PENDING):
+            channel.reserved_tasks += 1
+        else:
+            channel.assigned_tasks += 1
+    return worker
 
 
 def _channel_of(worker: Worker, key: str) -> WorkerChannel:
