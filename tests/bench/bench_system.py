@@ -11,7 +11,7 @@ then, from this separate process:
      task, the time from sending the create request to receiving its
      `reservation.created` event on NATS,
   4. reports sustained create-to-reservation throughput, p50/p95/p99 latency at
-     each rate and CPU seconds per process,
+     each rate and CPU seconds per process (this client's own as `bench_client`),
   5. compares an authenticated `GET /v1/Workspaces/{WS}` with a bare FastAPI JSON
      endpoint served the same way (uvicorn, one process).
 Results are printed and written to `.bench/system.json`.
@@ -153,6 +153,8 @@ def cpu_seconds(stack: devstack.Stack) -> dict[str, float]:
             result[managed.name] = times.user + times.system
         except psutil.Error:
             result[managed.name] = float("nan")
+    own = psutil.Process().cpu_times()  # this client: it shares the machine's cores
+    result["bench_client"] = own.user + own.system
     return result
 
 
