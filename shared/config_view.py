@@ -34,6 +34,23 @@ def is_configuration_event(event_type: str) -> bool:
     return event_type.startswith(CONFIG_EVENT_PREFIXES) and event_type not in _NOT_CONFIG
 
 
+# The same set as subject patterns of the event scheme (`shared.subjects`), for
+# subscribers that want configuration changes and not the routing events that
+# share their prefixes. tests/unit/shared/test_config_event_subjects.py keeps the two agreeing.
+CONFIGURATION_EVENT_TYPES = (
+    "workspace.>",
+    "activity.>",
+    "task-channel.>",
+    "task-queue.created",
+    "task-queue.updated",
+    "task-queue.deleted",
+    "task-queue.expression.updated",
+    "workflow.created",
+    "workflow.updated",
+    "workflow.deleted",
+)
+
+
 @dataclass
 class WorkspaceConfig:
     """Everything configured in one workspace."""

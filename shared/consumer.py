@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -63,7 +64,7 @@ class EventConsumer:
         nats_url: str,
         *,
         stream: str,
-        filter_subject: str,
+        filter_subject: str | Sequence[str],
         durable: str,
         handler: BatchHandler | SequencedBatchHandler,
         batch_size: int = 256,
@@ -74,7 +75,8 @@ class EventConsumer:
     ) -> None:
         self._servers = nats_url.split(",")
         self._stream = stream
-        self._filter = filter_subject
+        # One subject, or several (a JetStream consumer with `filter_subjects`).
+        self._filters = [filter_subject] if isinstance(filter_subject, str) else list(filter_subject)
         self._durable = durable
         self._handler = handler
         self._batch_size = batch_size
@@ -109,16 +111,42 @@ class EventConsumer:
             # the default 30 s held routing up that long after a crash.
             ack_wait=ACK_WAIT,
         )
+        if len(self._filters) > 1:
+            config.filter_subjects = self._filters
         if from_sequence is not None:
             with contextlib.suppress(JsNotFoundError):
                 await js.delete_consumer(self._stream, self._durable)
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = max(from_sequence, 1)
+        else:
+            await self._refilter(js, config)
         subscription = await js.pull_subscribe(
-            self._filter, durable=self._durable, stream=self._stream, config=config
+            self._filters[0], durable=self._durable, stream=self._stream, config=config
         )
         self._task = asyncio.create_task(
             self._run(subscription), name=f"consume-{self._durable}"
+        )
+
+    async def _refilter(self, js: Any, config: ConsumerConfig) -> None:
+        """Give an existing durable consumer this version's subjects, keeping its place.
+
+        A consumer made by an earlier version keeps its filter otherwise (the
+        client binds to it as it is), and would miss or over-deliver events.
+        """
+        try:
+            info = await js.consumer_info(self._stream, self._durable)
+        except JsNotFoundError:
+            return
+        current = list(info.config.filter_subjects or []) or [info.config.filter_subject or ""]
+        if sorted(current) == sorted(self._filters):
+            return
+        update = copy.copy(info.config)
+        update.filter_subject = self._filters[0] if len(self._filters) == 1 else None
+        update.filter_subjects = self._filters if len(self._filters) > 1 else None
+        await js.add_consumer(self._stream, config=update)
+        logger.info(
+            "consumer filter changed",
+            extra={"durable": self._durable, "before": current, "after": self._filters},
         )
 
     async def stop(self) -> None:

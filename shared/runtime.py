@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import nats
@@ -92,7 +92,7 @@ class ServiceRuntime:
     def event_subscriber(
         self,
         durable: str,
-        filter_subject: str | None = None,
+        filter_subject: str | Sequence[str] | None = None,
         batch: int = 64,
         whole_batch: bool = False,
         key_of: Callable[[dict[str, Any]], str | None] | None = None,
@@ -108,7 +108,7 @@ class ServiceRuntime:
         the event (and the later events of its key, or the whole batch). Consumers
         start after the `on_ready` hooks, so state is loaded before events flow.
         """
-        filter_subject = filter_subject or self.subjects.events_matching()
+        filter_subject = filter_subject or self.subjects.events_matching()  # one or several
         self.track_consumer(durable)
 
         def register(handler: Callable[..., Awaitable[Any]]) -> Any:

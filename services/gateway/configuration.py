@@ -17,7 +17,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from shared.config_view import ConfigView, WorkspaceConfig
+from shared.config_view import CONFIGURATION_EVENT_TYPES, ConfigView, WorkspaceConfig
 from shared.errors import NotFoundError
 from shared.events import Event, make_event
 from shared.models import TaskStatus, Workspace
@@ -28,20 +28,6 @@ from shared.storage.committer import Write
 
 logger = logging.getLogger(__name__)
 
-# Event types that change configuration; routing events sharing the prefixes
-# (task-queue.entered, workflow.entered, ...) are not subscribed to at all.
-CONFIGURATION_EVENT_TYPES = (
-    "workspace.>",
-    "activity.>",
-    "task-channel.>",
-    "task-queue.created",
-    "task-queue.updated",
-    "task-queue.deleted",
-    "task-queue.expression.updated",
-    "workflow.created",
-    "workflow.updated",
-    "workflow.deleted",
-)
 OPEN_TASK_STATUSES = [str(s) for s in TaskStatus if not s.is_terminal]
 
 

@@ -12,7 +12,7 @@ from services.queue_dispatcher.partitioning import (
     partition_leases,
 )
 from services.queue_dispatcher.settings import DispatcherSettings
-from shared.config_view import is_configuration_event
+from shared.config_view import CONFIGURATION_EVENT_TYPES, is_configuration_event
 from shared.runtime import ServiceRuntime
 from shared.subjects import QUEUE_DISPATCHER
 from shared.timers import Clock, system_clock
@@ -20,18 +20,6 @@ from shared.timers import Clock, system_clock
 # Configuration event types the dispatcher follows, one durable consumer each:
 # a consumer has one filter subject, and `task-queue.>` / `workflow.>` would
 # also carry every task's routing events.
-CONFIGURATION_EVENTS = (
-    "workspace.>",
-    "activity.>",
-    "task-channel.>",
-    "task-queue.created",
-    "task-queue.updated",
-    "task-queue.deleted",
-    "task-queue.expression.updated",
-    "workflow.created",
-    "workflow.updated",
-    "workflow.deleted",
-)
 
 
 def build(
@@ -45,7 +33,7 @@ def build(
         return runtime, dispatcher
     dispatcher = Dispatcher(runtime, clock)
     register(runtime, dispatcher, settings.command_concurrency)
-    for event_type in CONFIGURATION_EVENTS:
+    for event_type in CONFIGURATION_EVENT_TYPES:
         _follow(runtime, dispatcher, event_type)
 
     @runtime.on_ready
@@ -76,7 +64,7 @@ def _partitioned(
         await dispatcher.prepare_partitioned()
         # Configuration events first, so none falls between the view's load
         # and a partition's load.
-        await follow_configuration(runtime, dispatcher, CONFIGURATION_EVENTS)
+        await follow_configuration(runtime, dispatcher, CONFIGURATION_EVENT_TYPES)
         runtime.background(dispatcher.timers.run(), "dispatcher-timers")
         runtime.background(
             dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),

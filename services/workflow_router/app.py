@@ -8,7 +8,7 @@ from services.workflow_router.partitioning import (
     PartitionedRouting,
     ensure_routing_stream,
 )
-from services.workflow_router.router import Router, is_routing_barrier
+from services.workflow_router.router import ROUTING_EVENT_TYPES, Router, is_routing_barrier
 from services.workflow_router.settings import RouterSettings
 from shared.config_view import ConfigView
 from shared.runtime import ServiceRuntime
@@ -25,8 +25,11 @@ def build(settings: RouterSettings, clock: Clock = system_clock) -> tuple[Servic
         _partitioned(runtime, router, settings)
         return runtime, router
 
+    subjects = [runtime.subjects.events_matching(event_type=t) for t in ROUTING_EVENT_TYPES]
+
     @runtime.event_subscriber(
-        durable=WORKFLOW_ROUTER, key_of=_routing_key, is_barrier=is_routing_barrier
+        durable=WORKFLOW_ROUTER, filter_subject=subjects, key_of=_routing_key,
+        is_barrier=is_routing_barrier,
     )
     async def on_event(body: dict[str, Any]) -> None:
         await router.on_event(body)

@@ -38,7 +38,7 @@ import orjson
 from services.workflow_router import positions
 from services.workflow_router.positions import PositionRecord
 from shared.commands import RemoveTask, RouteTask
-from shared.config_view import ConfigView, is_configuration_event
+from shared.config_view import CONFIGURATION_EVENT_TYPES, ConfigView, is_configuration_event
 from shared.errors import ConflictError
 from shared.events import Event, make_event, target_matched_data, workflow_task_data
 from shared.runtime import ServiceRuntime
@@ -68,6 +68,15 @@ FINISHED_REMEMBERED = 100_000
 # dispatcher before its first step is adopted silently.
 LATE_ARRIVAL = timedelta(seconds=5)
 _RESERVATION_ENDED = {"reservation.rejected", "reservation.timeout", "reservation.canceled"}
+# Every event type `Router.on_event` acts on, as subject patterns: the router's
+# consumer takes only these (a task's queue, workflow and worker events, most of
+# the stream, are never delivered to it).
+ROUTING_EVENT_TYPES = (
+    "task.>",
+    "reservation.accepted",
+    *sorted(_RESERVATION_ENDED),
+    *CONFIGURATION_EVENT_TYPES,
+)
 
 
 def is_routing_barrier(body: Mapping[str, Any]) -> bool:

@@ -317,3 +317,62 @@ async def test_an_envelope_the_key_function_cannot_read_does_not_stop_consuming(
         await _until(lambda: handled == ["odd", 1])
     finally:
         await consumer.stop()
+
+
+async def _publish_types(settings: CommonSettings, items: list[tuple[str, int]]) -> None:
+    subjects = Subjects(settings.subject_prefix)
+    connection = await nats.connect(settings.nats_url)
+    js = connection.jetstream()
+    for event_type, n in items:
+        subject = subjects.event("AC1", "WSfiltered", "WT1", event_type)
+        body = {"event_type": event_type, "n": n}
+        await js.publish(subject, orjson.dumps(body), stream=subjects.event_stream)
+    await connection.close()
+
+
+async def test_several_filter_subjects_and_a_changed_filter_keep_the_consumers_place(isolated_env):
+    settings = load(CommonSettings, isolated_env)
+    await ensure_event_stream(settings)
+    subjects = Subjects(settings.subject_prefix)
+    seen: list[tuple[str, int]] = []
+
+    async def handle(body: dict) -> None:
+        seen.append((body["event_type"], body["n"]))
+
+    def consumer(*event_types: str) -> KeyedEventConsumer:
+        return KeyedEventConsumer(
+            settings.nats_url, handler=handle, key_of=lambda b: "one",
+            stream=subjects.event_stream, durable="filtered",
+            filter_subject=[
+                subjects.events_matching(workspace_sid="WSfiltered", event_type=t) for t in event_types
+            ],
+        )
+
+    first = consumer("task.>", "reservation.>")
+    await first.start()
+    try:
+        await _publish_types(settings, [("task.created", 1), ("worker.activity.update", 2),
+                                        ("reservation.created", 3)])
+        await _until(lambda: len(seen) == 2)
+    finally:
+        await first.stop()
+    assert seen == [("task.created", 1), ("reservation.created", 3)]
+
+    # The next version narrows the filter of the same durable consumer.
+    second = consumer("task.>", "reservation.accepted")
+    await second.start()
+    try:
+        await _publish_types(settings, [("reservation.created", 4), ("task.completed", 5),
+                                        ("reservation.accepted", 6)])
+        await _until(lambda: len(seen) == 4)
+    finally:
+        await second.stop()
+    # The durable kept its place (nothing delivered again) and took the new filter.
+    assert seen[2:] == [("task.completed", 5), ("reservation.accepted", 6)]
+    connection = await nats.connect(settings.nats_url)
+    info = await connection.jetstream().consumer_info(subjects.event_stream, "filtered")
+    await connection.close()
+    assert sorted(info.config.filter_subjects) == sorted(
+        subjects.events_matching(workspace_sid="WSfiltered", event_type=t)
+        for t in ("task.>", "reservation.accepted")
+    )
