@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import nats
 import psutil
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from services import devstack  # noqa: E402
 from services.__main__ import start_stack, wait_healthy  # noqa: E402
 from shared.sids import SidPrefix, new_sid  # noqa: E402
+from shared.subjects import Subjects  # noqa: E402
 
 WORKERS = 200
 CAPACITY = 50  # the TaskRouter maximum per channel
@@ -91,25 +93,26 @@ async def setup_workspace(http: httpx.AsyncClient) -> tuple[str, str]:
     return ws, workflow
 
 
-async def drive(http: httpx.AsyncClient, ws: str, workflow: str, rate: float | None,
+async def drive(http: aiohttp.ClientSession, ws: str, workflow: str, rate: float | None,
                 seconds: float, reserved: dict[str, float]) -> dict:
     """Create tasks at `rate`/s (None: as fast as possible) and measure."""
     sent: dict[str, float] = {}
     errors = 0
     concurrency = asyncio.Semaphore(64)
 
+    url = f"/v1/Workspaces/{ws}/Tasks"
+    form = {"Attributes": '{"type":"bench"}', "WorkflowSid": workflow}
+
     async def create_one() -> None:
         nonlocal errors
         async with concurrency:
             started = time.perf_counter()
-            answer = await http.post(
-                f"/v1/Workspaces/{ws}/Tasks",
-                data={"Attributes": '{"type":"bench"}', "WorkflowSid": workflow},
-            )
-            if answer.status_code != 201:
-                errors += 1
-                return
-            sent[answer.json()["sid"]] = started
+            async with http.post(url, data=form) as answer:
+                if answer.status != 201:
+                    errors += 1
+                    return
+                body = await answer.json()
+            sent[body["sid"]] = started
 
     pending: set[asyncio.Task] = set()
     begin = time.perf_counter()
@@ -142,6 +145,22 @@ async def drive(http: httpx.AsyncClient, ws: str, workflow: str, rate: float | N
         "p50_ms": percentile(latencies, 0.50),
         "p95_ms": percentile(latencies, 0.95),
         "p99_ms": percentile(latencies, 0.99),
+    }
+
+
+async def consumer_backlog(connection: nats.NATS, prefix: str) -> dict[str, int]:
+    """Events not yet handled by each durable consumer of the event stream.
+
+    Read when a phase ends: a large backlog means a service off the path of a
+    reservation (event log, statistics, router) did not keep up, so the phase's
+    rate could not be sustained for long.
+    """
+    stream = Subjects(prefix).event_stream
+    consumers = await connection.jetstream().consumers_info(stream)
+    return {
+        c.name: c.num_pending + c.num_ack_pending
+        for c in consumers
+        if c.num_pending + c.num_ack_pending > 0
     }
 
 
@@ -203,10 +222,16 @@ async def main_async(args: argparse.Namespace, stack: devstack.Stack) -> dict:
 
         await connection.subscribe(f"{prefix}.events.*.{ws}.*.reservation.created", cb=on_reservation)
         phases = []
+        # Tasks are created with aiohttp: this process shares the machine's cores
+        # with the system, and httpx cost it about three times the CPU per request.
+        creator = aiohttp.ClientSession(
+            base_url=base, auth=aiohttp.BasicAuth(*auth),
+            connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=30),
+        )
         for raw in args.rates.split(","):
             rate = None if raw == "max" else float(raw)
             before = cpu_seconds(stack)
-            phase = await drive(http, ws, workflow, rate, args.seconds, reserved)
+            phase = await drive(creator, ws, workflow, rate, args.seconds, reserved)
             after = cpu_seconds(stack)
             phase["cpu_seconds"] = {k: round(after[k] - before[k], 2) for k in after}
             # CPU milliseconds per routed task, per process: where the time goes.
@@ -214,8 +239,10 @@ async def main_async(args: argparse.Namespace, stack: devstack.Stack) -> dict:
             phase["cpu_ms_per_task"] = {
                 k: round(1000 * (after[k] - before[k]) / routed, 2) for k in after
             }
+            phase["consumer_backlog"] = await consumer_backlog(connection, prefix)
             phases.append(phase)
             print(json.dumps(phase), flush=True)
+        await creator.close()
         await connection.close()
         report["phases"] = phases
 
