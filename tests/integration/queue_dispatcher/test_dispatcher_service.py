@@ -9,6 +9,7 @@ fired with `dispatcher.timers.fire_due()` after moving it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,19 +172,28 @@ class Harness:
             await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def harness(isolated_env):
+@contextlib.asynccontextmanager
+async def running_harness(env: dict[str, str]):
+    """A seeded workspace and a started dispatcher, stopped and closed on exit."""
     config = Config()
-    h = Harness(isolated_env, config)
+    h = Harness(env, config)
     from shared.storage.mongo import open_client
 
-    client = open_client(isolated_env["MONGODB_URL"])
-    await config.seed(client[isolated_env["MONGODB_DATABASE"]])
+    client = open_client(env["MONGODB_URL"])
+    await config.seed(client[env["MONGODB_DATABASE"]])
     await client.close()
     await h.start()
-    yield h
-    await h.stop()
-    await h.close()
+    try:
+        yield h
+    finally:
+        await h.stop()
+        await h.close()
+
+
+@pytest.fixture
+async def harness(isolated_env):
+    async with running_harness(isolated_env) as h:
+        yield h
 
 
 async def test_task_flows_from_creation_to_completion(harness: Harness):

@@ -8,9 +8,8 @@ import pytest
 
 from shared.storage import collections as c
 from tests.integration.queue_dispatcher.test_dispatcher_service import (
-    Config,
-    Harness,
     _channel_loads,
+    running_harness,
 )
 
 pytestmark = pytest.mark.integration
@@ -19,17 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def quiet_harness(isolated_env):
     """The harness with the periodic checkpoint out of the way (called by hand)."""
-    config = Config()
-    h = Harness({**isolated_env, "DISPATCHER_IDLE_CHECKPOINT_SECONDS": "3600"}, config)
-    from shared.storage.mongo import open_client
-
-    client = open_client(isolated_env["MONGODB_URL"])
-    await config.seed(client[isolated_env["MONGODB_DATABASE"]])
-    await client.close()
-    await h.start()
-    yield h
-    await h.stop()
-    await h.close()
+    async with running_harness({**isolated_env, "DISPATCHER_IDLE_CHECKPOINT_SECONDS": "3600"}) as h:
+        yield h
 
 
 async def test_idle_time_read_from_the_scan_survives_a_second_restart(quiet_harness):
