@@ -132,6 +132,9 @@ class EventConsumer:
 
         A consumer made by an earlier version keeps its filter otherwise (the
         client binds to it as it is), and would miss or over-deliver events.
+        NOTE: JetStream keeps the consumer's position, so widening a filter does
+        not bring back events the narrower one passed over while it ran; a
+        version that widens one must start that consumer from a sequence.
         """
         try:
             info = await js.consumer_info(self._stream, self._durable)
