@@ -171,8 +171,11 @@ def end_pending(
         unit.match_worker(worker.sid)
     if task is not None:
         task.pending.pop(reservation.sid, None)
-        _emit(unit, reservation, task, worker)
+        # The task first (back to pending when no offer is left), so the event
+        # carries its status and version after this decision: the statistics
+        # service follows a task's status from these fields.
         _after_offer_ended(unit, task)
+        _emit(unit, reservation, task, worker)
     if worker is not None:
         _move_worker_after_offer(unit, worker, reservation, status, activity_sid)
 

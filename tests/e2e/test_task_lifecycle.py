@@ -326,6 +326,12 @@ def test_reservation_timeout_of_the_only_worker_returns_the_task_to_pending(
     assert floor.reservations(task.sid, "pending") == []
     floor.wait_events(["reservation.timeout"], task_sid=task.sid)
     floor.wait_events(["worker.activity.update"], worker_sid=alice.sid)
+    # Real-time statistics follow the task back to pending (from the timeout event).
+    def back_to_pending() -> bool:
+        counts = floor.ws.real_time_statistics().fetch().tasks_by_status
+        return counts.get("pending") == 1 and counts.get("reserved") == 0
+
+    eventually(back_to_pending, timeout=15, what="(real-time statistics: task pending)")
 
     # Back in an available activity, the worker is offered the task again.
     floor.ws.workers(alice.sid).update(activity_sid=floor.activities["Available"])

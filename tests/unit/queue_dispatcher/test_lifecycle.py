@@ -362,3 +362,21 @@ def test_timers_are_cancelled_when_no_longer_needed(world: World):
         ("reservation", world.state.sid, reservation.sid),
         ("task", world.state.sid, task.sid),
     ]
+
+
+def _data_of(world: World, event_type: str) -> dict:
+    return next(e.event_data for u in world.units for e in u.events if e.event_type == event_type)
+
+
+def test_a_rejected_offer_reports_the_task_pending_and_newer(world: World):
+    queue = world.add_queue(1)
+    world.worker("alice")
+    task = world.task(queue, channel="default")
+    created = _data_of(world, "reservation.created")
+    reservation = world.reservations(task)[0]
+    world.update_reservation(reservation, reservation_status="rejected", worker_activity_sid=OFFLINE)
+    rejected = _data_of(world, "reservation.rejected")
+    assert task.status.value == "pending"
+    assert rejected["task_assignment_status"] == "pending"
+    assert int(rejected["task_version"]) > int(created["task_version"])
+    assert rejected["task_version"] == str(task.model.version)
