@@ -145,13 +145,22 @@ class CommandClient:
         *,
         workspace_sid: str = "_",
         timeout: float = 10.0,
+        restart_wait: float | None = None,
     ) -> Any:
+        """The command's result; UnavailableError when nobody answers in time.
+
+        `restart_wait` bounds how long to keep asking while nobody subscribes
+        (a restart, a partition hand-over); a read with an answer of its own to
+        fall back on passes 0.
+        """
         subject = self.subject(service, action, workspace_sid)
         body = orjson.dumps(payload, default=_default)
         # A partition's subject has nobody during a hand-over: wait as long as the
         # request may take. A service's own subject has nobody while it restarts.
         partitioned = subject != self._subjects.command(service, action, workspace_sid)
         wait = timeout if partitioned else min(timeout, self._restart_wait)
+        if restart_wait is not None:
+            wait = min(wait, restart_wait)
         try:
             message = await self._request_until_answered(body, subject, timeout, wait)
         except TimeoutError as exc:

@@ -245,3 +245,25 @@ async def test_a_request_nobody_ever_answers_is_unavailable(runtime: ServiceRunt
 
     with pytest.raises(UnavailableError):
         await runtime.commands.request("absent", "thing.get", {"sid": "WT5"}, timeout=0.5)
+
+
+async def test_a_read_that_may_not_wait_for_a_restart_asks_once(runtime: ServiceRuntime, monkeypatch):
+    """`restart_wait=0`: one "no responders" answer is final (the caller falls back)."""
+    from nats.errors import NoRespondersError
+
+    from shared.errors import UnavailableError
+
+    commands = runtime.commands
+    monkeypatch.setattr(commands, "_restart_wait", 600.0)
+    attempts = []
+    send = commands._broker.request
+
+    async def counted(*args, **kwargs):
+        attempts.append(args[1] if len(args) > 1 else kwargs.get("subject"))
+        return await send(*args, **kwargs)
+
+    monkeypatch.setattr(commands._broker, "request", counted)
+    with pytest.raises(UnavailableError) as refused:
+        await commands.request("absent", "thing.get", {"sid": "WT5"}, restart_wait=0)
+    assert isinstance(refused.value.__cause__, NoRespondersError)
+    assert len(attempts) == 1

@@ -189,9 +189,14 @@ def command_base(config: WorkspaceConfig, caller: Caller) -> dict[str, Any]:
     }
 
 
-async def send(gateway: Gateway, config: WorkspaceConfig, command: Any) -> Any:
-    """Send a command to the queue-dispatcher and return its answer."""
+async def send(
+    gateway: Gateway, config: WorkspaceConfig, command: Any, **options: Any
+) -> Any:
+    """Send a command to the queue-dispatcher and return its answer.
+
+    `options` go to `CommandClient.request` (`timeout`, `restart_wait`).
+    """
     return await gateway.runtime.commands.request(
         QUEUE_DISPATCHER, command.action, command.model_dump(mode="json"),
-        workspace_sid=config.workspace.sid,
+        workspace_sid=config.workspace.sid, **options,
     )

@@ -215,6 +215,10 @@ async def delete_worker(
 
 
 # -- worker channels -----------------------------------------------------------
+# Seconds a worker channel read waits for a busy dispatcher before reading the store.
+READ_TIMEOUT = 5.0
+
+
 async def _worker_with_load(
     gateway: Gateway, config: WorkspaceConfig, caller: Caller, worker_sid: str
 ) -> Worker:
@@ -222,7 +226,9 @@ async def _worker_with_load(
     path_sid(worker_sid, SidPrefix.WORKER, "Worker")
     command = FetchWorker(**command_base(config, caller), worker_sid=worker_sid)
     try:
-        return Worker.model_validate(await send(gateway, config, command))
+        # A read: no waiting for a restarting dispatcher, the store answers then.
+        answer = await send(gateway, config, command, timeout=READ_TIMEOUT, restart_wait=0)
+        return Worker.model_validate(answer)
     except UnavailableError:
         # The dispatcher is restarting or its partition changes hands: count the
         # load from the stored live reservations, as the dispatcher does at load.
