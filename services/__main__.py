@@ -104,15 +104,32 @@ def wait_healthy(base_url: str, timeout: float = 120.0) -> None:
     raise TimeoutError(f"the system did not become ready: {last}")
 
 
+# A restarted service that ran this long is back to the shortest restart delay.
+STABLE_SECONDS = 60.0
+
+
+def restart_delay(previous: float | None, ran_for: float) -> float:
+    """Seconds before restarting a service that exited after running `ran_for` s.
+
+    1 s, doubling up to 30 s while it keeps exiting soon after each start; back
+    to 1 s once it ran for `STABLE_SECONDS`.
+    """
+    if previous is None or ran_for >= STABLE_SECONDS:
+        return 1.0
+    return min(30.0, previous * 2)
+
+
 def _supervise(stack: devstack.Stack, data_dir: Path, stop: list[bool]) -> None:
     """Restart a service process that exits, like a Kubernetes Deployment would.
 
     Restarts back off (1 s, doubling to 30 s) so a service that cannot start does
-    not spin; if nats-server or the store exits, everything stops: the services
-    cannot work without them.
+    not spin; a service that ran for `STABLE_SECONDS` starts again from 1 s. If
+    nats-server or the store exits, everything stops: the services cannot work
+    without them.
     """
     backoff: dict[str, float] = {}
     due: dict[str, float] = {}
+    started: dict[str, float] = {}  # when each restarted service was started
     while not stop:
         for index, managed in enumerate(stack.processes):
             if managed.process.poll() is None:
@@ -123,7 +140,8 @@ def _supervise(stack: devstack.Stack, data_dir: Path, stop: list[bool]) -> None:
                 break
             now = time.monotonic()
             if managed.name not in due:
-                backoff[managed.name] = min(30.0, backoff.get(managed.name, 0.5) * 2)
+                ran_for = now - started.get(managed.name, float("-inf"))
+                backoff[managed.name] = restart_delay(backoff.get(managed.name), ran_for)
                 due[managed.name] = now + backoff[managed.name]
                 print(
                     f"  {managed.name} exited ({managed.process.returncode}); "
@@ -135,6 +153,7 @@ def _supervise(stack: devstack.Stack, data_dir: Path, stop: list[bool]) -> None:
                 module = next(m for m in devstack.SERVICE_MODULES if m.endswith(managed.name))
                 log = data_dir / "logs" / f"{managed.name}.log"
                 stack.processes[index] = devstack.start_service(module, stack.env, log)
+                started[managed.name] = time.monotonic()
         time.sleep(0.5)
 
 
