@@ -223,8 +223,12 @@ class WorkspaceState:
         _remember(self.recent_reservations, reservation.sid, reservation)
 
     def forget_task(self, sid: str) -> None:
+        """A deleted task: neither it nor any of its reservations is found again."""
         self.tasks.pop(sid, None)
         self.recent_tasks.pop(sid, None)
+        for cache in (self.reservations, self.recent_reservations):
+            for reservation_sid in [r.sid for r in cache.values() if r.task_sid == sid]:
+                del cache[reservation_sid]
 
 
 def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:

@@ -198,11 +198,14 @@ def test_delete_task_cancels_offers_and_forgets_it(world: World):
     queue = world.add_queue(1)
     alice = world.worker("alice")
     task = world.task(queue)
+    (offer,) = world.reservations(task)
     command = world.command(DeleteTask, task_sid=task.sid)
 
     world.decide(lambda unit: task_ops.delete_task(unit, task, command))
 
     assert world.state.find_task(task.sid) is None
+    # Its reservations go with it: updating one is "not found", as fetching it is.
+    assert world.state.find_reservation(offer.sid) is None
     assert alice.model.channel("default").reserved_tasks == 0
     assert world.last_events() == ["reservation.canceled", "task.deleted"]
 
