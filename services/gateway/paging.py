@@ -116,13 +116,22 @@ def _is_key_value(value: Any) -> bool:
     return abs(value) <= _INT64
 
 
-def page_request(params: Params, scope: str = "") -> PageRequest:
-    """Read `PageSize` (1–1000, default 50), `Page` and `PageToken` (of the list at `scope`)."""
+def _list_scope(path: str, params: Params) -> str:
+    """What a page token belongs to: the list's path and its filters, in any order."""
+    filters = sorted((k, v) for k, v in params.items if k not in PAGING_PARAMS)
+    return f"{path}?{urlencode(filters)}" if filters else path
+
+
+def page_request(params: Params, path: str = "") -> PageRequest:
+    """Read `PageSize` (1–1000, default 50), `Page` and `PageToken`.
+
+    A token is accepted only by the list that made it: the same `path` and filters.
+    """
     size = params.integer("PageSize", minimum=1, maximum=MAX_PAGE_SIZE)
     # Bounded so that the objects skipped by index (Page × PageSize) stay a 64-bit count.
     page = params.integer("Page", minimum=0, maximum=MAX_PAGE)
     token = params.text("PageToken") or None
-    after = decode_token(token, scope) if token else None
+    after = decode_token(token, _list_scope(path, params)) if token else None
     return PageRequest(size or DEFAULT_PAGE_SIZE, page or 0, after, token)
 
 
@@ -196,7 +205,8 @@ def list_meta(
             query.append(("PageToken", token))
         return f"{base}?{urlencode(query)}"
 
-    next_url = url(request.page + 1, encode_token(next_key, path)) if next_key else None
+    next_token = encode_token(next_key, _list_scope(path, params)) if next_key else None
+    next_url = url(request.page + 1, next_token) if next_token else None
     previous_url = url(request.page - 1, None) if request.page > 0 else None
     return {
         "first_page_url": url(0, None),
