@@ -51,6 +51,9 @@ async def translate_errors(operation: Callable[[], Awaitable[T]]) -> T:
     except ClientBulkWriteException as exc:
         if any(e.get("code") == 11000 for e in exc.write_errors or []):
             raise ConflictError("an object with the same unique value already exists") from exc
+        if isinstance(exc.error, ConnectionFailure):
+            # Not a refusal: the connection went away mid-command (e.g. a store restart).
+            raise UnavailableError("the store did not answer") from exc
         raise UnavailableError("the store refused a write") from exc
     except ConnectionFailure as exc:
         raise UnavailableError("the store did not answer") from exc
