@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from services.queue_dispatcher.dispatcher import Dispatcher
@@ -17,9 +18,10 @@ from shared.runtime import ServiceRuntime
 from shared.subjects import QUEUE_DISPATCHER
 from shared.timers import Clock, system_clock
 
-# Configuration event types the dispatcher follows, one durable consumer each:
-# a consumer has one filter subject, and `task-queue.>` / `workflow.>` would
-# also carry every task's routing events.
+# The dispatcher follows CONFIGURATION_EVENT_TYPES with one durable consumer each
+# (`task-queue.>` / `workflow.>` would also carry every task's routing events).
+# TODO: one consumer with several filter subjects would do (as the router's does)
+# with fewer fetch loops; it needs the old durables removed on upgrade.
 
 
 def build(
@@ -44,8 +46,17 @@ def build(
             dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
             "idle-checkpoints",
         )
+        _start_removals(runtime, dispatcher, settings)
 
     return runtime, dispatcher
+
+
+def _start_removals(
+    runtime: ServiceRuntime, dispatcher: Dispatcher, settings: DispatcherSettings
+) -> None:
+    if settings.finished_task_retention_seconds > 0:
+        retention = timedelta(seconds=settings.finished_task_retention_seconds)
+        runtime.background(dispatcher.run_removals(retention), "finished-task-removals")
 
 
 def _partitioned(
@@ -70,6 +81,7 @@ def _partitioned(
             dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
             "idle-checkpoints",
         )
+        _start_removals(runtime, dispatcher, settings)
         await leases.start()
 
     @runtime.on_stop

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,7 +38,12 @@ from services.queue_dispatcher.config_sync import apply_configuration
 from services.queue_dispatcher.reservation_ops import expire_reservation
 from services.queue_dispatcher.settle import settle
 from services.queue_dispatcher.state import WorkspaceState
-from services.queue_dispatcher.task_ops import expire_task, ttl_due
+from services.queue_dispatcher.task_ops import (
+    REMOVABLE,
+    expire_task,
+    remove_finished_tasks,
+    ttl_due,
+)
 from services.queue_dispatcher.unit import SYSTEM, Actor, Unit
 from shared.config_view import ConfigView, WorkspaceConfig
 from shared.errors import NotFoundError, TaskRouterError, UnavailableError
@@ -46,6 +52,7 @@ from shared.partitions import partition_of
 from shared.runtime import ServiceRuntime
 from shared.storage import collections as c
 from shared.storage.committer import Write
+from shared.storage.mongo import translate_errors
 from shared.timers import Clock, Timers, system_clock
 
 logger = logging.getLogger(__name__)
@@ -362,6 +369,49 @@ class Dispatcher:
                 await self.checkpoint_idle()
             except Exception:  # the next round tries again
                 logger.exception("idle checkpoints failed")
+
+    # -- finished tasks leave after a while (TaskRouter: 5 minutes) ------------------------
+    async def remove_finished_tasks(self, retention: timedelta, limit: int = 500) -> int:
+        """Delete up to `limit` completed or canceled tasks (with their reservations)
+        whose last change is older than `retention`, in the workspaces this
+        replica writes; returns how many were selected.
+        """
+        cutoff = self.clock() - retention
+        query = {"assignment_status": {"$in": REMOVABLE}, "date_updated": {"$lt": cutoff}}
+        found = await translate_errors(
+            lambda: self.db[c.TASKS]
+            .find(query, {"_id": 1, "workspace_sid": 1})
+            .limit(limit)
+            .to_list(None)
+        )
+        by_workspace: dict[str, list[str]] = {}
+        for doc in found:
+            if self.owns(doc["workspace_sid"]):
+                by_workspace.setdefault(doc["workspace_sid"], []).append(doc["_id"])
+        removed = 0
+        for workspace_sid, sids in by_workspace.items():
+            try:
+                await self.execute(
+                    workspace_sid, lambda unit, chosen=sids: remove_finished_tasks(unit, chosen)
+                )
+                removed += len(sids)
+            except TaskRouterError as exc:  # moved to another replica, the store down
+                logger.warning(
+                    "finished tasks not removed",
+                    extra={"workspace_sid": workspace_sid, "reason": exc.message},
+                )
+        return removed
+
+    async def run_removals(self, retention: timedelta) -> None:
+        """`remove_finished_tasks` about five times per retention period, forever."""
+        every = min(30.0, max(1.0, retention.total_seconds() / 5))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                while await self.remove_finished_tasks(retention) >= 500:
+                    pass  # a backlog (after downtime): keep going in batches
+            except Exception:  # the next round tries again
+                logger.exception("removing finished tasks failed")
 
     # -- timers -----------------------------------------------------------------------------
     def _arm_timers(self, state: WorkspaceState) -> None:

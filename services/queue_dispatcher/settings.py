@@ -15,6 +15,17 @@ class DispatcherSettings(CommonSettings):
         ),
         description="Commands of one action handled concurrently (they wait on commits).",
     )
+    finished_task_retention_seconds: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=AliasChoices(
+            "DISPATCHER_FINISHED_TASK_RETENTION_SECONDS", "finished_task_retention_seconds"
+        ),
+        description=(
+            "Completed and canceled tasks are deleted this long after their last "
+            "change (TaskRouter: 5 minutes); 0 keeps them."
+        ),
+    )
     idle_checkpoint_seconds: float = Field(
         5.0,
         gt=0,

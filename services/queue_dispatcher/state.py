@@ -224,10 +224,14 @@ class WorkspaceState:
 
     def forget_task(self, sid: str) -> None:
         """A deleted task: neither it nor any of its reservations is found again."""
-        self.tasks.pop(sid, None)
-        self.recent_tasks.pop(sid, None)
+        self.forget_tasks({sid})
+
+    def forget_tasks(self, sids: set[str]) -> None:
+        for sid in sids:
+            self.tasks.pop(sid, None)
+            self.recent_tasks.pop(sid, None)
         for cache in (self.reservations, self.recent_reservations):
-            for reservation_sid in [r.sid for r in cache.values() if r.task_sid == sid]:
+            for reservation_sid in [r.sid for r in cache.values() if r.task_sid in sids]:
                 del cache[reservation_sid]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import DeleteMany
+
 from services.queue_dispatcher import offers, worker_load
 from services.queue_dispatcher.preconditions import check_if_match
 from services.queue_dispatcher.selection import should_skip
@@ -24,6 +26,8 @@ from shared.errors import DomainValidationError, NotFoundError
 from shared.events import target_matched_data, task_data, workflow_task_data
 from shared.models import ReservationStatus, Task, TaskChannel, TaskQueue, TaskStatus, Workflow
 from shared.sids import SidPrefix, new_sid
+from shared.storage import collections as c
+from shared.storage.committer import Write
 from shared.workflow_routing import (
     ParsedWorkflows,
     RoutingDecision,
@@ -32,9 +36,9 @@ from shared.workflow_routing import (
     workflow_version,
 )
 
-# TODO: assigned tasks are not removed after 24 h (`task.system-deleted`) and
-# completed or canceled tasks are not removed after 5 minutes; they stay in the
-# store until deleted through the API.
+# TODO: assigned tasks are not removed after 24 h (`task.system-deleted`); they
+# stay until completed (then removed with the finished ones, see
+# `remove_finished_tasks`) or deleted through the API.
 T = TaskStatus
 TTL_REASON = "Task TTL Exceeded"
 _FINISHED = (T.ASSIGNED, T.WRAPPING, T.COMPLETED, T.CANCELED)
@@ -259,6 +263,23 @@ def expire_task(unit: Unit, task_sid: str) -> None:
         return
     if ttl_due(task) <= unit.now:
         offers.cancel_task(unit, task, TTL_REASON)
+
+
+# Statuses of tasks removed `DISPATCHER_FINISHED_TASK_RETENTION_SECONDS` after
+# their last change (TaskRouter keeps them 5 minutes, without an event).
+REMOVABLE = [str(T.COMPLETED), str(T.CANCELED)]
+
+
+def remove_finished_tasks(unit: Unit, task_sids: list[str]) -> None:
+    """Delete completed or canceled tasks and their reservations (no event).
+
+    The store filter repeats the statuses: a task that is not finished (never
+    the case: a finished task stays finished) is left alone.
+    """
+    unit.state.forget_tasks(set(task_sids))
+    selected = {"_id": {"$in": task_sids}, "assignment_status": {"$in": REMOVABLE}}
+    unit.write(Write(c.TASKS, DeleteMany(selected)))
+    unit.write(Write(c.RESERVATIONS, DeleteMany({"task_sid": {"$in": task_sids}})))
 
 
 def ttl_due(task: TaskState) -> datetime:
