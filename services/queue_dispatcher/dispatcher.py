@@ -40,6 +40,8 @@ from services.queue_dispatcher.settle import settle
 from services.queue_dispatcher.state import WorkspaceState
 from services.queue_dispatcher.task_ops import (
     REMOVABLE,
+    assignment_due,
+    expire_assignment,
     expire_task,
     remove_finished_tasks,
     ttl_due,
@@ -426,6 +428,9 @@ class Dispatcher:
         for task in state.tasks.values():
             if task.status in (TaskStatus.PENDING, TaskStatus.RESERVED):
                 self.timers.schedule(("task", state.sid, task.sid), ttl_due(task))
+            elif task.status is TaskStatus.ASSIGNED:
+                due = assignment_due(state, task)
+                self.timers.schedule(("assigned", state.sid, task.sid), due)
 
     async def _on_timer(self, key: TimerKey) -> None:
         kind, workspace_sid, sid = key
@@ -437,6 +442,8 @@ class Dispatcher:
             )
         elif kind == "task":
             await self.execute(workspace_sid, lambda unit: expire_task(unit, sid))
+        elif kind == "assigned":
+            await self.execute(workspace_sid, lambda unit: expire_assignment(unit, sid))
 
 
 def _write_idle_checkpoint(unit: Unit) -> None:

@@ -20,6 +20,9 @@ from shared.models import Reservation, ReservationStatus, TaskQueue, TaskStatus
 from shared.sids import SidPrefix, new_sid
 
 R = ReservationStatus
+# An assigned task not wrapped up or completed this long after its acceptance is
+# removed by the system (`task.system-deleted`), as TaskRouter does after 24 h.
+ASSIGNED_LIFETIME = timedelta(hours=24)
 DEFAULT_RESERVATION_TIMEOUT = 120
 
 _EVENT_OF = {
@@ -114,6 +117,7 @@ def accept(unit: Unit, reservation: Reservation) -> None:
     task.accepted = reservation.sid
     unit.changed(task)
     task.model.assignment_status = TaskStatus.ASSIGNED
+    unit.schedule("assigned", task.sid, unit.now + ASSIGNED_LIFETIME)
     task.waiting = task.overdue = False
     state.index.refresh_task(task)
     if worker is not None:
@@ -183,6 +187,7 @@ def end_pending(
 def wrap_up(unit: Unit, task: TaskState) -> None:
     """Assigned → wrapping for the task and its accepted reservation (task event first)."""
     unit.changed(task)
+    unit.cancel_timer("assigned", task.sid)
     task.model.assignment_status = TaskStatus.WRAPPING
     _emit_task(unit, task, "task.wrapup")
     reservation = unit.state.reservations.get(task.accepted or "")
@@ -196,6 +201,7 @@ def complete(unit: Unit, task: TaskState, reason: str | None) -> None:
     """Assigned/wrapping → completed; the accepted reservation completes with it."""
     state = unit.state
     unit.changed(task)
+    unit.cancel_timer("assigned", task.sid)
     task.model.assignment_status = TaskStatus.COMPLETED
     task.model.reason = reason
     state.retire_task(task)

@@ -15,7 +15,7 @@ from services.queue_dispatcher import offers, worker_load
 from services.queue_dispatcher.preconditions import check_if_match
 from services.queue_dispatcher.selection import should_skip
 from services.queue_dispatcher.settle import match_task
-from services.queue_dispatcher.state import RoutingStep, TaskState, parse_attributes
+from services.queue_dispatcher.state import RoutingStep, TaskState, WorkspaceState, parse_attributes
 from services.queue_dispatcher.state_machine import (
     check_client_task_transition,
     parse_task_status,
@@ -36,9 +36,6 @@ from shared.workflow_routing import (
     workflow_version,
 )
 
-# TODO: assigned tasks are not removed after 24 h (`task.system-deleted`); they
-# stay until completed (then removed with the finished ones, see
-# `remove_finished_tasks`) or deleted through the API.
 T = TaskStatus
 TTL_REASON = "Task TTL Exceeded"
 _FINISHED = (T.ASSIGNED, T.WRAPPING, T.COMPLETED, T.CANCELED)
@@ -189,6 +186,27 @@ def update_task(unit: Unit, task: TaskState, command: UpdateTask) -> None:
 def delete_task(unit: Unit, task: TaskState, command: DeleteTask) -> None:
     """Remove the task and its reservations; open offers are canceled first."""
     check_if_match(command.if_match, task.model.version, f"task {task.sid}")
+    _remove(unit, task, "task.deleted")
+
+
+def expire_assignment(unit: Unit, task_sid: str) -> None:
+    """An assigned task past `assignment_due` is removed: `task.system-deleted`."""
+    task = unit.state.tasks.get(task_sid)
+    if task is None or task.status is not T.ASSIGNED:
+        return
+    if assignment_due(unit.state, task) <= unit.now:
+        _remove(unit, task, "task.system-deleted")
+
+
+def assignment_due(state: WorkspaceState, task: TaskState) -> datetime:
+    """When an assigned task is removed: `ASSIGNED_LIFETIME` after its acceptance
+    (the accepted reservation's last change; the task's without one)."""
+    accepted = state.reservations.get(task.accepted or "")
+    since = accepted.date_updated if accepted is not None else task.model.date_updated
+    return since + offers.ASSIGNED_LIFETIME
+
+
+def _remove(unit: Unit, task: TaskState, event_type: str) -> None:
     state = unit.state
     for reservation_sid in list(task.pending):
         offers.end_pending(
@@ -199,13 +217,14 @@ def delete_task(unit: Unit, task: TaskState, command: DeleteTask) -> None:
     state.index.remove_task(task.sid)
     state.forget_task(task.sid)
     unit.cancel_timer("task", task.sid)
+    unit.cancel_timer("assigned", task.sid)
     unit.deleted(task)
     # The reservations go with the task: their offer times first go into the
     # workers' idle checkpoint, which would otherwise read them at the next load.
     if checkpoint := worker_load.checkpoint_write(state, unit.now):
         unit.write(checkpoint)
     unit.delete_reservations_of(task.sid)
-    _emit(unit, task, "task.deleted")
+    _emit(unit, task, event_type)
 
 
 def route_task(unit: Unit, command: RouteTask) -> str:

@@ -383,3 +383,34 @@ def test_a_rejected_offer_reports_the_task_pending_and_newer(world: World):
     assert rejected["task_assignment_status"] == "pending"
     assert int(rejected["task_version"]) > int(created["task_version"])
     assert rejected["task_version"] == str(task.model.version)
+
+
+def test_an_assigned_task_is_removed_by_the_system_after_24_hours(world: World):
+    queue = world.add_queue(1)
+    alice = world.worker("alice")
+    task = world.task(queue)
+    world.accept(task)
+    timers = [(t.kind, t.sid) for t in world.units[-1].timers]
+    assert ("assigned", task.sid) in timers
+
+    world.tick(24 * 3600 - 1)
+    world.decide(lambda unit: task_ops.expire_assignment(unit, task.sid))
+    assert world.state.find_task(task.sid) is not None and world.last_events() == []
+
+    world.tick(1)
+    world.decide(lambda unit: task_ops.expire_assignment(unit, task.sid))
+    assert world.last_events() == ["task.system-deleted"]
+    assert world.state.find_task(task.sid) is None
+    assert alice.model.channel("default").assigned_tasks == 0
+
+
+def test_a_wrapping_task_is_not_removed_and_wrapping_cancels_the_timer(world: World):
+    queue = world.add_queue(1)
+    world.worker("alice")
+    task = world.task(queue)
+    world.accept(task)
+    world.update_task(task, assignment_status="wrapping")
+    assert ("assigned", task.sid) in [(k[0], k[2]) for k in world.units[-1].cancelled_timers]
+    world.tick(25 * 3600)
+    world.decide(lambda unit: task_ops.expire_assignment(unit, task.sid))
+    assert world.last_events() == [] and task.status is TaskStatus.WRAPPING

@@ -1,4 +1,5 @@
-"""Completed and canceled tasks leave the store after the retention (TaskRouter: 5 minutes)."""
+"""Tasks the system removes: finished ones after the retention (TaskRouter: 5 minutes),
+assigned ones 24 hours after acceptance (`task.system-deleted`), across a restart."""
 
 from __future__ import annotations
 
@@ -52,3 +53,27 @@ async def test_finished_tasks_and_their_reservations_go_after_the_retention(harn
     with pytest.raises(NotFoundError):
         await h.send("reservation.update", reservation_sid=offer["_id"], reservation_status="completed")
     assert await h.dispatcher.remove_finished_tasks(RETENTION) == 0
+
+
+async def test_an_assigned_task_is_removed_after_24_hours_even_across_a_restart(harness):
+    h = harness
+    worker = await h.worker("alice")
+    task, _ = await h.task()
+    offer = await _offer_of(h, task["sid"])
+    await h.send("reservation.update", reservation_sid=offer["_id"], reservation_status="accepted")
+    await h.stop()
+    await h.start()  # the timer is armed again from the stored acceptance
+
+    h.clock.now += timedelta(hours=24) - timedelta(seconds=1)
+    await h.dispatcher.timers.fire_due()
+    assert (await h.doc(c.TASKS, task["sid"]))["assignment_status"] == "assigned"
+
+    h.clock.now += timedelta(seconds=1)
+    await h.dispatcher.timers.fire_due()
+    assert await h.doc(c.TASKS, task["sid"]) is None
+    assert await _offer_of(h, task["sid"]) is None
+    assert (await h.events_of(task["sid"], 3))[-1] == "task.system-deleted"
+    # The worker's capacity is free again: the next task is offered to it.
+    _, outcome = await h.task()
+    assert outcome == "reserved"
+    assert worker["sid"] in {r["worker_sid"] async for r in h.db[c.RESERVATIONS].find({})}
