@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pymongo import DeleteMany
@@ -58,6 +58,8 @@ from shared.storage.mongo import translate_errors
 from shared.timers import Clock, Timers, system_clock
 
 logger = logging.getLogger(__name__)
+# Finished tasks removed per round (a backlog after downtime takes several).
+REMOVAL_BATCH = 500
 
 R = TypeVar("R")
 TimerKey = tuple[str, str, str]  # (kind, workspace_sid, sid)
@@ -373,7 +375,7 @@ class Dispatcher:
                 logger.exception("idle checkpoints failed")
 
     # -- finished tasks leave after a while (TaskRouter: 5 minutes) ------------------------
-    async def remove_finished_tasks(self, retention: timedelta, limit: int = 500) -> int:
+    async def remove_finished_tasks(self, retention: timedelta, limit: int = REMOVAL_BATCH) -> int:
         """Delete up to `limit` completed or canceled tasks (with their reservations)
         whose last change is older than `retention`, in the workspaces this
         replica writes; returns how many were selected.
@@ -410,7 +412,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(every)
             try:
-                while await self.remove_finished_tasks(retention) >= 500:
+                while await self.remove_finished_tasks(retention) >= REMOVAL_BATCH:
                     pass  # a backlog (after downtime): keep going in batches
             except Exception:  # the next round tries again
                 logger.exception("removing finished tasks failed")
