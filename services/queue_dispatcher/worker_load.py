@@ -33,7 +33,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from services.queue_dispatcher.state import WorkerState, WorkspaceState
-from shared.models import Reservation, ReservationStatus
+from shared.models import Reservation
 from shared.storage import collections as c
 from shared.storage.committer import Write
 
@@ -54,10 +54,7 @@ def count_reservation(worker: WorkerState, reservation: Reservation) -> None:
     channel = worker.channel(reservation.task_channel_sid or "")
     if channel is None:
         return
-    if reservation.reservation_status is ReservationStatus.PENDING:
-        channel.reserved_tasks += 1
-    else:
-        channel.assigned_tasks += 1
+    channel.count_live(reservation.reservation_status)
     note_reserved_at(worker, channel.task_channel_sid, reservation.date_created)
 
 

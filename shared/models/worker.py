@@ -29,6 +29,14 @@ class WorkerChannel(BaseModel):
     def used_capacity(self) -> int:
         return self.assigned_tasks + self.reserved_tasks
 
+    def count_live(self, reservation_status: str) -> None:
+        """Add one live reservation on this channel: a pending one holds reserved
+        capacity, an accepted or wrapping one assigned capacity."""
+        if reservation_status == "pending":
+            self.reserved_tasks += 1
+        else:
+            self.assigned_tasks += 1
+
     @property
     def available_capacity_percentage(self) -> int:
         if self.configured_capacity <= 0:

@@ -249,12 +249,8 @@ async def _stored_worker_with_load(gateway: Gateway, workspace_sid: str, worker_
     )
     for doc in docs:
         channel = channels.get(doc.get("task_channel_sid") or "")
-        if channel is None:
-            continue
-        if doc.get("reservation_status") == str(ReservationStatus.PENDING):
-            channel.reserved_tasks += 1
-        else:
-            channel.assigned_tasks += 1
+        if channel is not None:
+            channel.count_live(doc["reservation_status"])
     return worker
 
 
