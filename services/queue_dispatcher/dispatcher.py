@@ -289,7 +289,8 @@ class Dispatcher:
         if not self.owns(workspace_sid):
             # Another replica writes this workspace; keep the view current only.
             # TODO: a workspace deleted while its partition has no owner keeps its
-            # workers, tasks and reservations in the store (nobody drops them).
+            # workers, tasks and reservations in the store; only a finished task of
+            # it found by `remove_finished_tasks` makes a replica drop them.
             await self.view.refresh(workspace_sid)
             self._note_loading_change(workspace_sid)
             return
@@ -375,13 +376,20 @@ class Dispatcher:
                 logger.exception("idle checkpoints failed")
 
     # -- finished tasks leave after a while (TaskRouter: 5 minutes) ------------------------
-    async def remove_finished_tasks(self, retention: timedelta, limit: int = REMOVAL_BATCH) -> int:
+    async def remove_finished_tasks(
+        self, retention: timedelta, limit: int = REMOVAL_BATCH, skip: set[str] | None = None
+    ) -> int:
         """Delete up to `limit` completed or canceled tasks (with their reservations)
         whose last change is older than `retention`, in the workspaces this
         replica writes; returns how many were selected.
         """
         cutoff = self.clock() - retention
-        query = {"assignment_status": {"$in": REMOVABLE}, "date_updated": {"$lt": cutoff}}
+        skip = set() if skip is None else skip
+        query: dict[str, Any] = {
+            "assignment_status": {"$in": REMOVABLE}, "date_updated": {"$lt": cutoff}
+        }
+        if skip:  # another replica's, or failed this round: do not select them again
+            query["workspace_sid"] = {"$nin": sorted(skip)}
         found = await translate_errors(
             lambda: self.db[c.TASKS]
             .find(query, {"_id": 1, "workspace_sid": 1})
@@ -392,27 +400,36 @@ class Dispatcher:
         for doc in found:
             if self.owns(doc["workspace_sid"]):
                 by_workspace.setdefault(doc["workspace_sid"], []).append(doc["_id"])
-        removed = 0
+            else:
+                skip.add(doc["workspace_sid"])
         for workspace_sid, sids in by_workspace.items():
             try:
                 await self.execute(
                     workspace_sid, lambda unit, chosen=sids: remove_finished_tasks(unit, chosen)
                 )
-                removed += len(sids)
+            except NotFoundError:
+                # Deleted while no replica wrote it (see on_configuration_event):
+                # nobody dropped its documents then; drop them now.
+                if await self.view.refresh(workspace_sid) is None:
+                    await self._drop_workspace(workspace_sid, self._slots.get(workspace_sid))
+                else:
+                    skip.add(workspace_sid)
             except TaskRouterError as exc:  # moved to another replica, the store down
+                skip.add(workspace_sid)
                 logger.warning(
                     "finished tasks not removed",
                     extra={"workspace_sid": workspace_sid, "reason": exc.message},
                 )
-        return removed
+        return len(found)
 
     async def run_removals(self, retention: timedelta) -> None:
         """`remove_finished_tasks` about five times per retention period, forever."""
         every = min(30.0, max(1.0, retention.total_seconds() / 5))
         while True:
             await asyncio.sleep(every)
+            skip: set[str] = set()
             try:
-                while await self.remove_finished_tasks(retention) >= REMOVAL_BATCH:
+                while await self.remove_finished_tasks(retention, skip=skip) >= REMOVAL_BATCH:
                     pass  # a backlog (after downtime): keep going in batches
             except Exception:  # the next round tries again
                 logger.exception("removing finished tasks failed")

@@ -77,3 +77,30 @@ async def test_an_assigned_task_is_removed_after_24_hours_even_across_a_restart(
     _, outcome = await h.task()
     assert outcome == "reserved"
     assert worker["sid"] in {r["worker_sid"] async for r in h.db[c.RESERVATIONS].find({})}
+
+
+def _finished_doc(sid: str, workspace_sid: str, updated) -> dict:
+    return {"_id": sid, "workspace_sid": workspace_sid, "assignment_status": "completed",
+            "date_updated": updated}
+
+
+async def test_tasks_that_cannot_be_removed_here_do_not_hold_up_the_others(harness, monkeypatch):
+    h = harness
+    long_ago = h.clock.now - timedelta(hours=1)
+    # Another replica's workspace (never this one's to remove), and a deleted one.
+    others = [_finished_doc(f"WT{i:032x}", "WS" + "1" * 32, long_ago) for i in range(3)]
+    orphans = [_finished_doc(f"WT{i + 10:032x}", "WS" + "2" * 32, long_ago) for i in range(2)]
+    await h.db[c.TASKS].insert_many(others + orphans)
+    owns = h.dispatcher.owns
+    monkeypatch.setattr(h.dispatcher, "owns", lambda ws: ws != "WS" + "1" * 32 and owns(ws))
+    await h.worker("alice")
+    mine, _ = await h.task()
+    await h.send("task.update", task_sid=mine["sid"], assignment_status="canceled", reason="no")
+    h.clock.now += RETENTION + timedelta(seconds=1)
+
+    skip: set[str] = set()
+    while await h.dispatcher.remove_finished_tasks(RETENTION, limit=2, skip=skip) >= 2:
+        pass  # as `run_removals` goes through a backlog
+    assert await h.doc(c.TASKS, mine["sid"]) is None
+    assert await h.db[c.TASKS].count_documents({"workspace_sid": "WS" + "1" * 32}) == 3
+    assert await h.db[c.TASKS].count_documents({"workspace_sid": "WS" + "2" * 32}) == 0
