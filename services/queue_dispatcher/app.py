@@ -41,19 +41,20 @@ def build(
     @runtime.on_ready
     async def start_dispatching() -> None:
         await dispatcher.load()
-        runtime.background(dispatcher.timers.run(), "dispatcher-timers")
-        runtime.background(
-            dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
-            "idle-checkpoints",
-        )
-        _start_removals(runtime, dispatcher, settings)
+        _start_background(runtime, dispatcher, settings)
 
     return runtime, dispatcher
 
 
-def _start_removals(
+def _start_background(
     runtime: ServiceRuntime, dispatcher: Dispatcher, settings: DispatcherSettings
 ) -> None:
+    """Timers, idle checkpoints and finished-task removals, in either wiring."""
+    runtime.background(dispatcher.timers.run(), "dispatcher-timers")
+    runtime.background(
+        dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
+        "idle-checkpoints",
+    )
     if settings.finished_task_retention_seconds > 0:
         retention = timedelta(seconds=settings.finished_task_retention_seconds)
         runtime.background(dispatcher.run_removals(retention), "finished-task-removals")
@@ -76,12 +77,7 @@ def _partitioned(
         # Configuration events first, so none falls between the view's load
         # and a partition's load.
         await follow_configuration(runtime, dispatcher, CONFIGURATION_EVENT_TYPES)
-        runtime.background(dispatcher.timers.run(), "dispatcher-timers")
-        runtime.background(
-            dispatcher.run_idle_checkpoints(settings.idle_checkpoint_seconds),
-            "idle-checkpoints",
-        )
-        _start_removals(runtime, dispatcher, settings)
+        _start_background(runtime, dispatcher, settings)
         await leases.start()
 
     @runtime.on_stop

@@ -357,7 +357,7 @@ class Dispatcher:
             if slot.state is None or not slot.state.idle_dirty or not self.owns(sid):
                 continue
             try:
-                await self.execute(sid, _write_idle_checkpoint)
+                await self.execute(sid, worker_load.write_checkpoint)
                 written += 1
             except TaskRouterError as exc:
                 logger.warning(
@@ -464,10 +464,6 @@ class Dispatcher:
         elif kind == "assigned":
             await self.execute(workspace_sid, lambda unit: expire_assignment(unit, sid))
 
-
-def _write_idle_checkpoint(unit: Unit) -> None:
-    if checkpoint := worker_load.checkpoint_write(unit.state, unit.now):
-        unit.write(checkpoint)
 
 
 def _match_everything(unit: Unit) -> None:

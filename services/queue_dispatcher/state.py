@@ -222,11 +222,8 @@ class WorkspaceState:
         self.reservations.pop(reservation.sid, None)
         _remember(self.recent_reservations, reservation.sid, reservation)
 
-    def forget_task(self, sid: str) -> None:
-        """A deleted task: neither it nor any of its reservations is found again."""
-        self.forget_tasks({sid})
-
     def forget_tasks(self, sids: set[str]) -> None:
+        """Deleted tasks: neither they nor any of their reservations is found again."""
         for sid in sids:
             self.tasks.pop(sid, None)
             self.recent_tasks.pop(sid, None)

@@ -215,14 +215,13 @@ def _remove(unit: Unit, task: TaskState, event_type: str) -> None:
     if task.accepted is not None and task.accepted in state.reservations:
         offers.release_assignment(unit, state.reservations[task.accepted])
     state.index.remove_task(task.sid)
-    state.forget_task(task.sid)
+    state.forget_tasks({task.sid})
     unit.cancel_timer("task", task.sid)
     unit.cancel_timer("assigned", task.sid)
     unit.deleted(task)
     # The reservations go with the task: their offer times first go into the
     # workers' idle checkpoint, which would otherwise read them at the next load.
-    if checkpoint := worker_load.checkpoint_write(state, unit.now):
-        unit.write(checkpoint)
+    worker_load.write_checkpoint(unit)
     unit.delete_reservations_of(task.sid)
     _emit(unit, task, event_type)
 
@@ -296,9 +295,7 @@ def remove_finished_tasks(unit: Unit, task_sids: list[str]) -> None:
     the case: a finished task stays finished) is left alone.
     """
     unit.state.forget_tasks(set(task_sids))
-    # As in `_remove`: offer times go into the idle checkpoint before their reservations go.
-    if checkpoint := worker_load.checkpoint_write(unit.state, unit.now):
-        unit.write(checkpoint)
+    worker_load.write_checkpoint(unit)  # before the reservations go, as in `_remove`
     selected = {"_id": {"$in": task_sids}, "assignment_status": {"$in": REMOVABLE}}
     unit.write(Write(c.TASKS, DeleteMany(selected)))
     unit.write(Write(c.RESERVATIONS, DeleteMany({"task_sid": {"$in": task_sids}})))

@@ -33,6 +33,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from services.queue_dispatcher.state import WorkerState, WorkspaceState
+from services.queue_dispatcher.unit import Unit
 from shared.models import Reservation
 from shared.storage import collections as c
 from shared.storage.committer import Write
@@ -103,6 +104,12 @@ def recent_since(state: WorkspaceState) -> datetime | None:
 def note_offer(state: WorkspaceState, worker: WorkerState) -> None:
     """The worker was offered a task: its idle time goes into the next checkpoint."""
     state.idle_dirty.add(worker.sid)
+
+
+def write_checkpoint(unit: Unit) -> None:
+    """Add the checkpoint to `unit` when a worker's idle time changed since the last."""
+    if checkpoint := checkpoint_write(unit.state, unit.now):
+        unit.write(checkpoint)
 
 
 def checkpoint_write(state: WorkspaceState, now: datetime) -> Write | None:
