@@ -111,8 +111,7 @@ class EventConsumer:
             # the default 30 s held routing up that long after a crash.
             ack_wait=ACK_WAIT,
         )
-        if len(self._filters) > 1:
-            config.filter_subjects = self._filters
+        self._set_filters(config)
         if from_sequence is not None:
             with contextlib.suppress(JsNotFoundError):
                 await js.delete_consumer(self._stream, self._durable)
@@ -126,6 +125,12 @@ class EventConsumer:
         self._task = asyncio.create_task(
             self._run(subscription), name=f"consume-{self._durable}"
         )
+
+    def _set_filters(self, config: ConsumerConfig) -> None:
+        """One subject goes in `filter_subject`, several in `filter_subjects`."""
+        several = len(self._filters) > 1
+        config.filter_subject = None if several else self._filters[0]
+        config.filter_subjects = self._filters if several else None
 
     async def _refilter(self, js: Any, config: ConsumerConfig) -> None:
         """Give an existing durable consumer this version's subjects, keeping its place.
@@ -144,8 +149,7 @@ class EventConsumer:
         if sorted(current) == sorted(self._filters):
             return
         update = copy.copy(info.config)
-        update.filter_subject = self._filters[0] if len(self._filters) == 1 else None
-        update.filter_subjects = self._filters if len(self._filters) > 1 else None
+        self._set_filters(update)
         await js.add_consumer(self._stream, config=update)
         logger.info(
             "consumer filter changed",
